@@ -1,0 +1,43 @@
+"""`tinyharden`: the Typer application and its global options."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tinyharden import __version__
+from tinyharden.cli.common import state
+from tinyharden.cli.doctor import doctor
+from tinyharden.cli.train import train
+
+app = typer.Typer(
+    name="tinyharden",
+    help="Deeply quantized, adversarially robust tiny networks for microcontrollers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tinyharden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    workspace: Path = typer.Option(Path("runs"), "--workspace", "-w", help="Folder that holds run folders.", envvar="TINYHARDEN_WORKSPACE"),
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    state.workspace = workspace
+
+
+# One line per command; each lives in its own module under tinyharden/cli/.
+app.command()(train)
+app.command()(doctor)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,116 @@
+"""The Dataset container, data-folder discovery and the dispatcher."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyharden.errors import UserError
+
+
+@dataclass
+class Dataset:
+    """Arrays of one dataset, split. Inputs are float32 in `input_range`, labels int64."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    input_range: tuple[float, float] = (0.0, 1.0)
+    class_names: list[str] = field(default_factory=list)
+    kind: str = "image"  # image | audio_features | tabular
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "input_shape": list(self.input_shape),
+            "input_range": list(self.input_range), "num_classes": self.num_classes,
+            "train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test),
+            **{k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool))},
+        }
+
+
+def _repo_shared() -> Path:
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def data_roots() -> list[Path]:
+    roots = []
+    env = os.environ.get("TINYHARDEN_DATA")
+    if env:
+        roots.append(Path(env))
+    roots += [Path.cwd().parent / "shared" / "data", Path.cwd() / "data", _repo_shared()]
+    seen, out = set(), []
+    for r in roots:
+        key = str(r.resolve()) if r.exists() else str(r)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def find_data_dir(name: str, path: str | None = None) -> Path | None:
+    """The folder for dataset `name`: the one given, else $TINYHARDEN_DATA/<name>, ../shared/data/<name>."""
+    if path:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise UserError(f"data folder '{p}' for {name} does not exist; point data.path at the folder holding the {name} files")
+        return p
+    for root in data_roots():
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (keep, held_out) index split; `fraction` of n is held out."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    k = int(round(n * fraction))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of at most `limit` samples, deterministic, keeping class balance roughly."""
+    idx = np.arange(len(y))
+    if limit is None or limit >= len(y):
+        return idx
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.permutation(len(y))[:limit])
+
+
+def load_dataset(spec, seed: int = 0) -> Dataset:
+    """Load the dataset a recipe's `data:` section describes."""
+    name = spec.dataset
+    if name == "digits":
+        from tinyharden.data.digits import load_digits
+        ds = load_digits(spec, seed)
+    elif name == "synthetic":
+        from tinyharden.data.synthetic import load_synthetic
+        ds = load_synthetic(spec, seed)
+    elif name == "cifar10":
+        from tinyharden.data.cifar10 import load_cifar10
+        ds = load_cifar10(spec, seed)
+    elif name == "speech_commands":
+        from tinyharden.data.speech_commands import load_speech_commands
+        ds = load_speech_commands(spec, seed)
+    else:  # pragma: no cover - the recipe schema rejects other names
+        raise UserError(f"unknown dataset '{name}'")
+    if spec.limit_train:
+        keep = stratified_limit(ds.y_train, spec.limit_train, seed)
+        ds.x_train, ds.y_train = ds.x_train[keep], ds.y_train[keep]
+    if spec.limit_test:
+        keep = stratified_limit(ds.y_test, spec.limit_test, seed + 1)
+        ds.x_test, ds.y_test = ds.x_test[keep], ds.y_test[keep]
+    return ds

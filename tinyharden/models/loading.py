@@ -1,0 +1,130 @@
+"""Loading models users bring (.h5 / .keras / SavedModel) and our own run folders.
+
+A Lambda layer stores Python bytecode that runs on load, so a model file containing one
+is refused unless the user passes `--unsafe`. Loaded QKeras stochastic quantizers are
+swapped for tinyharden's training-aware ones, so a loaded STQ model samples when it is
+fine-tuned and is deterministic at inference.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyharden._tf import keras, tf
+from tinyharden.errors import UserError
+from tinyharden.quantization import quantizers as tq
+
+MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def _model_config_json(path: Path) -> str | None:
+    """The model's architecture JSON, read without deserializing any layer."""
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                cfg = f.attrs.get("model_config")
+        except OSError as exc:
+            raise UserError(f"'{path}' is not a readable HDF5 model file ({exc}); re-save it with model.save('model.h5')") from None
+        if cfg is None:
+            raise UserError(f"'{path}' holds weights only, no model; save the whole model with model.save()")
+        return cfg.decode() if isinstance(cfg, bytes) else cfg
+    if path.suffix == ".keras":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                return z.read("config.json").decode()
+        except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            raise UserError(f"'{path}' is not a valid .keras archive ({exc}); re-save it with model.save('model.keras')") from None
+    return None
+
+
+def _has_lambda(config_json: str) -> list[str]:
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(node.get("config", {}).get("name", "?"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(config_json))
+    return found
+
+
+def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False):
+    """Load a Keras model file (or a run folder's model.h5) with QKeras custom objects."""
+    path = Path(path)
+    if path.is_dir() and (path / "model.h5").is_file():
+        path = path / "model.h5"
+    if not path.exists():
+        raise UserError(f"model '{path}' not found; pass a .h5/.keras file, a SavedModel folder or a run folder")
+    if path.is_file() and path.suffix not in MODEL_SUFFIXES:
+        raise UserError(f"'{path}' is not a Keras model file; tinyharden loads {', '.join(MODEL_SUFFIXES)} files and SavedModel folders")
+    cfg = _model_config_json(path) if path.is_file() else None
+    if cfg is not None:
+        lambdas = _has_lambda(cfg)
+        if lambdas and not unsafe:
+            raise UserError(
+                f"'{path}' contains Lambda layer(s) {', '.join(lambdas)}, whose code would run on load; "
+                "pass --unsafe only if you trust the file")
+    try:
+        with keras.utils.custom_object_scope(tq.custom_objects()):
+            model = keras.models.load_model(path, compile=compile, safe_mode=not unsafe) if path.suffix == ".keras" \
+                else keras.models.load_model(path, compile=compile)
+    except UserError:
+        raise
+    except Exception as exc:  # Keras raises many types for corrupt or foreign files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load model '{path}': {first[:200]}; check the file is a complete Keras model") from None
+    if not isinstance(model, keras.Model):
+        raise UserError(f"'{path}' loaded as {type(model).__name__}, not a Keras model; re-export it with model.save()")
+    adopt_quantizers(model)
+    return model
+
+
+def adopt_quantizers(model) -> None:
+    """Replace QKeras quantizers by tinyharden's training-aware equivalents, in place."""
+    for layer in model.layers:
+        for attr in ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal"):
+            q = getattr(layer, attr, None)
+            ours = tq._OURS.get(type(q).__name__)
+            if q is None or ours is None or isinstance(q, ours):
+                continue
+            new = ours.from_config(q.get_config())
+            setattr(layer, attr, new)
+            if hasattr(layer, "quantizers"):
+                layer.quantizers = [new if x is q else x for x in layer.quantizers]
+
+
+def logits_model(model):
+    """A model that outputs logits: strips a final softmax (layer or activation) if present.
+
+    Attacks and Jacobian regularization need logits; many user models (the MLPerf ones
+    among them) end in softmax, whose saturation would mask gradients.
+    """
+    last = model.layers[-1]
+    act = getattr(last, "activation", None)
+    if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation) and act is keras.activations.softmax):
+        return keras.Model(model.inputs, last.input, name=model.name + "_logits")
+    if act is keras.activations.softmax:
+        clone_cfg = last.get_config()
+        clone_cfg["activation"] = "linear"
+        clone = type(last).from_config(clone_cfg)
+        out = clone(last.input)
+        clone.set_weights(last.get_weights())
+        return keras.Model(model.inputs, out, name=model.name + "_logits")
+    return model
+
+
+def is_stochastic_at_inference(model, x) -> bool:
+    """True if two inference-mode passes differ (a stochastic layer is active at inference)."""
+    a = model(x, training=False)
+    b = model(x, training=False)
+    return not bool(tf.reduce_all(tf.equal(a, b)))

@@ -1,0 +1,2 @@
+"""quantization (imports TensorFlow)."""
+import tinyharden._tf  # noqa: F401  - must precede any QKeras import

@@ -1,0 +1,179 @@
+"""Quantizers that know whether the model is training.
+
+QKeras' stochastic quantizers decide between sampling and rounding with
+`K.learning_phase()`, which in TF2 stays 0 even inside `model(x, training=True)`: the
+"stochastic" ternary silently trains as plain ternary. The classes here read the Keras
+call context instead, which `model(x, training=True)`, `model.fit` and our trainer all
+set, so they sample while training and are deterministic at inference (including
+`model.predict`, `model(x)` and the exported graph).
+
+`make_quantizer("stochastic_ternary(alpha='auto')")` builds one from QKeras' string
+syntax, with these classes standing in for QKeras' own stochastic ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
+
+import qkeras  # noqa: E402
+from qkeras import quantizers as qk  # noqa: E402
+from qkeras.safe_eval import safe_eval  # noqa: E402
+
+K = keras.backend
+
+
+def _training() -> bool | tf.Tensor:
+    from tf_keras.src.engine import base_layer_utils
+
+    training = base_layer_utils.call_context().training
+    return False if training is None else training
+
+
+def _channel_axes(x) -> list[int]:
+    rank = len(x.shape)
+    return list(range(rank - 1)) if rank > 1 else [0]
+
+
+def _mix_incremental(quantizer, x, q):
+    """Apply an incremental-quantization mask: quantized where mask is 1, float elsewhere."""
+    mask = getattr(quantizer, "incremental_mask", None)
+    if mask is None:
+        return q
+    return mask * q + (1.0 - mask) * x
+
+
+def _ternary_sample(self, x):
+    # The same sampling as QKeras' stochastic_ternary (sigmoid-smoothed two-threshold
+    # coin flips around the ternary scale), reached through our training flag.
+    axis = _channel_axes(x)
+    x_std = K.std(x, axis=axis, keepdims=True)
+    m = K.max(tf.abs(x), axis=axis, keepdims=True)
+    scale = 2.0 * m / 3.0
+    if self.alpha == "auto_po2":
+        scale = K.pow(2.0, tf.math.round(K.log(scale + K.epsilon()) / np.log(2.0)))
+    for _ in range(self.number_of_unrolls):
+        q_ns = K.cast(tf.abs(x) >= scale / 2.0, K.floatx()) * K.sign(x)
+        scale = qk._get_scale(self.alpha, x, q_ns)
+    x_norm = x / (x_std + K.epsilon())
+    t = scale / (2.0 * (x_std + K.epsilon()))
+    p0 = tf.sigmoid(self.temperature * (x_norm - t))
+    p1 = tf.sigmoid(self.temperature * (x_norm + t))
+    q0 = tf.sign(p0 - tf.random.uniform(tf.shape(p0)))
+    q0 += 1.0 - tf.abs(q0)
+    q1 = tf.sign(p1 - tf.random.uniform(tf.shape(p1)))
+    q1 += 1.0 - tf.abs(q1)
+    q = (q0 + q1) / 2.0
+    self.scale = scale
+    return x + tf.stop_gradient(-x + scale * q)
+
+
+def _binary_sample(self, x):
+    if isinstance(self.alpha, str):
+        std = K.std(x, axis=_channel_axes(x), keepdims=True) + K.epsilon()
+    else:
+        std = 1.0
+    p = tf.sigmoid(self.temperature * x / std)
+    q = tf.sign(p - tf.random.uniform(tf.shape(x)))
+    q += 1.0 - tf.abs(q)
+    q_det = tf.sign(x)
+    q_det += 1.0 - tf.abs(q_det)
+    scale = qk._get_scale(self.alpha, x, q_det)
+    self.scale = scale
+    return x + tf.stop_gradient(-x + scale * q)
+
+
+def _switch(training, stochastic, deterministic):
+    if isinstance(training, bool):
+        return stochastic() if training else deterministic()
+    return tf.cond(tf.cast(training, tf.bool), stochastic, deterministic)
+
+
+class _MaskMixin:
+    """Lets the incremental schedule keep part of a layer's weights in float."""
+
+    incremental_mask = None
+
+    def get_config(self):  # the mask is training state, never part of the saved model
+        return super().get_config()
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class stochastic_ternary(_MaskMixin, qkeras.stochastic_ternary):  # noqa: N801 - QKeras naming
+    """Ternary weights {-a, 0, +a}; sampled while training, deterministic at inference."""
+
+    def __call__(self, x):
+        q = _switch(_training(), lambda: _ternary_sample(self, x), lambda: qkeras.ternary.__call__(self, x))
+        return _mix_incremental(self, x, q)
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class stochastic_binary(_MaskMixin, qkeras.stochastic_binary):  # noqa: N801
+    """Binary weights {-a, +a}; sampled while training, deterministic at inference."""
+
+    def __call__(self, x):
+        q = _switch(_training(), lambda: _binary_sample(self, x), lambda: qkeras.binary.__call__(self, x))
+        return _mix_incremental(self, x, q)
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class ternary(_MaskMixin, qkeras.ternary):  # noqa: N801
+    def __call__(self, x):
+        return _mix_incremental(self, x, super().__call__(x))
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class binary(_MaskMixin, qkeras.binary):  # noqa: N801
+    def __call__(self, x):
+        return _mix_incremental(self, x, super().__call__(x))
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class quantized_bits(_MaskMixin, qkeras.quantized_bits):  # noqa: N801
+    def __call__(self, x):
+        return _mix_incremental(self, x, super().__call__(x))
+
+
+# Names in a quantizer expression resolve here first, then to QKeras' own.
+_OURS = {
+    "stochastic_ternary": stochastic_ternary,
+    "stochastic_binary": stochastic_binary,
+    "ternary": ternary,
+    "binary": binary,
+    "quantized_bits": quantized_bits,
+}
+
+
+def make_quantizer(expr: str | None):
+    """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)"."""
+    if expr is None:
+        return None
+    scope = dict(vars(qk))
+    scope.update(_OURS)
+    try:
+        q = safe_eval(expr, scope)
+    except Exception as exc:  # QKeras raises bare Exceptions for bad expressions
+        from tinyharden.errors import UserError
+
+        raise UserError(f"cannot build quantizer '{expr}': {exc}; use QKeras syntax such as quantized_bits(8,0,1)") from None
+    return q
+
+
+def is_stochastic(quantizer) -> bool:
+    return isinstance(quantizer, (stochastic_ternary, stochastic_binary, qkeras.stochastic_ternary, qkeras.stochastic_binary))
+
+
+def bits_of(quantizer) -> int | None:
+    """Bits per value a quantizer stores, or None for float."""
+    if quantizer is None:
+        return None
+    bits = getattr(quantizer, "bits", None)
+    return int(bits) if bits is not None else None
+
+
+def custom_objects() -> dict:
+    """Everything needed to load a model that uses QKeras or tinyharden quantizers."""
+    objs = {}
+    qkeras.utils._add_supported_quantized_objects(objs)
+    objs.update({f"tinyharden>{k}": v for k, v in _OURS.items()})
+    return objs

@@ -1,0 +1,360 @@
+"""Recipes: one YAML file that describes a whole run, validated with pydantic.
+
+Every section rejects unknown keys; the error names the key, the file and line, and the
+closest valid key, so a misspelt `epoch:` fails loudly instead of being ignored. Dotted
+overrides from the command line (`train.epochs=2`) are validated the same way. The
+resolved recipe (every default filled in) is saved beside each run's results.
+"""
+from __future__ import annotations
+
+import difflib
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from tinyharden.errors import UserError
+
+
+def parse_number(value: Any) -> Any:
+    """Accept fractions such as "8/255" wherever a float is expected."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(Fraction(text)) if "/" in text else float(text)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as 8/255, got {value!r}") from None
+    return value
+
+
+Number = Annotated[float, BeforeValidator(parse_number)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    dataset: Literal["cifar10", "speech_commands", "digits", "synthetic"] = "digits"
+    path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    limit_train: int | None = Field(None, gt=0)
+    limit_test: int | None = Field(None, gt=0)
+    # speech_commands
+    fold: int | None = Field(None, ge=0, description="k-fold cross-validation by speaker: which fold is the test split")
+    folds: int = Field(5, ge=2)
+    space: Literal["features", "waveform"] = "features"
+    # synthetic
+    shape: list[int] = Field(default_factory=lambda: [8, 8, 1])
+    num_classes: int = Field(10, ge=2)
+    samples: int = Field(512, gt=0)
+
+
+class ModelSpec(_Section):
+    name: str = "cnn"
+    path: str | None = Field(None, description="a Keras model file to start from instead of a zoo model")
+    width: float = Field(1.0, gt=0, description="channel multiplier for zoo models that support it")
+    input_shape: list[int] | None = None
+    num_classes: int | None = Field(None, ge=2)
+
+
+class LayerQuant(_Section):
+    preset: str | None = None
+    kernel: str | None = None
+    bias: str | None = None
+    activation: str | None = None
+
+
+class IncrementalSpec(_Section):
+    """Incremental stochastic quantization (Dong et al., BMVC 2017)."""
+
+    ratios: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.875, 1.0])
+    epochs_per_stage: int | None = Field(None, gt=0, description="default: the epochs split evenly over the stages")
+
+    @field_validator("ratios")
+    @classmethod
+    def _increasing(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < r <= 1 for r in v) or v != sorted(v) or v[-1] != 1.0:
+            raise ValueError("ratios must increase within (0, 1] and end at 1.0, e.g. [0.5, 0.75, 0.875, 1.0]")
+        return v
+
+
+class QuantizationSpec(_Section):
+    preset: str = "float"
+    activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
+    layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
+    incremental: IncrementalSpec | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from tinyharden.quantization.presets import PRESETS
+
+        if v not in PRESETS:
+            close = difflib.get_close_matches(v, PRESETS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown preset '{v}' (choose from {', '.join(PRESETS)}){hint}")
+        return v
+
+
+class AugmentSpec(_Section):
+    crop: int = Field(0, ge=0, description="pad-and-crop by this many pixels (images)")
+    flip: bool = False
+    noise: float = Field(0.0, ge=0, description="background-noise mixing probability (audio)")
+    noise_volume: float = Field(0.1, ge=0)
+    shift_ms: float = Field(0.0, ge=0, description="random time shift in ms (audio)")
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(2e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    step_epochs: list[int] = Field(default_factory=list, description="epochs at which a step schedule multiplies the lr by step_gamma")
+    step_gamma: float = Field(0.1, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    checkpoint_every: int = Field(1, gt=0, description="epochs between checkpoints")
+
+
+class JacobianLayer(_Section):
+    name: str
+    lam: Number = Field(0.01, ge=0, alias="lambda")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _jr_layers(value: Any) -> Any:
+    # `layers: [logits]` is shorthand for `layers: [{name: logits}]`.
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class JacobianSpec(_Section):
+    """Jacobian regularization: loss = CE + sum_l lambda_l * ||J_l||_F^2 (random projections)."""
+
+    layers: Annotated[list[JacobianLayer], BeforeValidator(_jr_layers)] = Field(default_factory=lambda: [JacobianLayer(name="logits")])
+    lam: Number | None = Field(None, ge=0, alias="lambda", description="lambda for layers that do not set their own")
+    projections: int = Field(1, gt=0)
+    batch_fraction: float = Field(1.0, gt=0, le=1, description="share of each batch the regularizer is computed on")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AdversarialSpec(_Section):
+    method: Literal["fgsm", "pgd"] = "fgsm"
+    eps: Number = Field(8 / 255, gt=0, description="in units of the [0,1] data range")
+    steps: int = Field(1, gt=0)
+    step_size: Number | None = Field(None, gt=0, description="default: 1.25*eps for fgsm (fast AT), 2.5*eps/steps for pgd")
+    ratio: float = Field(1.0, gt=0, le=1, description="share of adversarial examples in each batch")
+    random_start: bool = True
+
+
+class RobustnessSpec(_Section):
+    jacobian: JacobianSpec | None = None
+    adversarial: AdversarialSpec | None = None
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (str, int, float)):
+        return [value]
+    return value
+
+
+class AttackSpec(_Section):
+    suite: Annotated[list[str], BeforeValidator(_listify)] = Field(default_factory=lambda: ["fgsm", "pgd"])
+    eps: Annotated[list[Number], BeforeValidator(_listify)] = Field(default_factory=lambda: [8 / 255])
+    n: int = Field(1000, gt=0, description="test samples attacked")
+    norm: Literal["linf", "l2"] = "linf"
+    eot: int | None = Field(None, gt=0)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-attack budget overrides")
+
+
+class ExportSpec(_Section):
+    formats: Annotated[list[Literal["tflite", "c"]], BeforeValidator(_listify)] = Field(default_factory=lambda: ["tflite", "c"])
+    calib: int = Field(500, gt=0)
+    max_drop: float = Field(1.0, ge=0, description="largest accuracy drop in points accepted at export")
+    max_flash: int | None = Field(None, gt=0, description="bytes")
+    max_ram: int | None = Field(None, gt=0, description="bytes")
+
+
+class Recipe(_Section):
+    name: str = "run"
+    seed: int = 0
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    robustness: RobustnessSpec = Field(default_factory=RobustnessSpec)
+    attack: AttackSpec | None = None
+    export: ExportSpec | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key, by its path."""
+
+
+def _compose_lines(text: str) -> dict[tuple, int]:
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                lines[path + (key,)] = key_node.start_mark.line + 1
+                walk(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[path + (i,)] = item.start_mark.line + 1
+                walk(item, path + (i,))
+
+    walk(root, ())
+    return lines
+
+
+def _section_model(path: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path` (for 'did you mean')."""
+    model: Any = Recipe
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    args = typing.get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in args:
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _valid_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    line = None
+    for i in range(len(loc), 0, -1):
+        line = lines.get(loc[:i])
+        if line:
+            break
+    where = f"{source}:{line}" if line else source
+    if err["type"] == "extra_forbidden":
+        parent = _section_model(loc[:-1])
+        key = str(loc[-1])
+        hint = ""
+        if parent is not None:
+            valid = _valid_keys(parent)
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+        return f"{where}: unknown key '{dotted}'{hint}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{where}: {dotted}: {msg}"
+
+
+def validate(data: Any, *, source: str = "<recipe>", lines: dict[tuple, int] | None = None) -> Recipe:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a recipe must be a mapping of sections (name, seed, data, model, ...), got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise UserError(_format_error(first, source, lines or {}) + suffix) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"override '{text}' must look like section.key=value, e.g. train.epochs=2")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".")]
+    if not all(parts):
+        raise UserError(f"override '{text}': empty key part; use section.key=value, e.g. train.epochs=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    import copy
+
+    data = copy.deepcopy(data) if data else {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise UserError(f"override '{text}': '{'.'.join(parts[:i + 1])}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe; every problem is a one-line `UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe '{path}' not found; pass the path of a YAML recipe such as recipes/quickstart.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read recipe '{path}': {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"{where}: {problem}; fix the YAML syntax (indentation, colons, quotes)") from None
+    lines = _compose_lines(text)
+    if overrides:
+        # Validate the file alone first, so its errors point at its lines.
+        validate(data, source=str(path), lines=lines)
+        data = apply_overrides(data or {}, overrides)
+        return validate(data, source=f"{path} with overrides {' '.join(overrides)}", lines=lines)
+    return validate(data, source=str(path), lines=lines)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.resolved(), sort_keys=False)

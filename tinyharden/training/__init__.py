@@ -1,0 +1,2 @@
+"""training (imports TensorFlow)."""
+import tinyharden._tf  # noqa: F401  - must precede any QKeras import

@@ -1,0 +1,40 @@
+"""Entry points for training a recipe into a run folder (used by the CLI and `run`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from tinyharden.data import load_dataset
+from tinyharden.errors import UserError
+from tinyharden.recipe import Recipe, load_recipe
+from tinyharden.workspace import new_run_dir
+
+
+def start(recipe: Recipe, workspace: Path, **callbacks: Callable):
+    """Create a new run folder for `recipe` and return its ready Trainer."""
+    from tinyharden.training.trainer import Trainer
+
+    ds = load_dataset(recipe.data, recipe.seed)
+    run_dir = new_run_dir(workspace, recipe.name)
+    trainer = Trainer(recipe, ds, run_dir, **callbacks)
+    trainer.write_start_files()
+    return trainer
+
+
+def resume(run_dir: Path, **callbacks: Callable):
+    """Rebuild the Trainer of an existing run folder and restore its last checkpoint."""
+    from tinyharden.training.trainer import Trainer
+
+    run_dir = Path(run_dir)
+    recipe_file = run_dir / "recipe.yaml"
+    if not recipe_file.is_file():
+        raise UserError(f"'{run_dir}' is not a run folder (no recipe.yaml); pass the folder `tinyharden train` created")
+    if (run_dir / "metrics.json").is_file():
+        raise UserError(f"run '{run_dir}' already finished (metrics.json exists); start a new run instead of --resume")
+    recipe = load_recipe(recipe_file)
+    ds = load_dataset(recipe.data, recipe.seed)
+    trainer = Trainer(recipe, ds, run_dir, **callbacks)
+    done = trainer.restore()
+    if done == 0 and not (run_dir / "checkpoints").exists():
+        trainer.write_start_files()
+    return trainer

@@ -1,0 +1,229 @@
+"""`train`: quantization-aware training of a recipe's model on its dataset.
+
+Writes into the run folder: recipe.yaml (resolved), env.json, checkpoints/ (every
+`train.checkpoint_every` epochs, with optimizer state, epoch counter and incremental
+quantization masks), train.log, and at the end model.h5 and metrics.json. A run
+interrupted at any point resumes from its last checkpoint with `--resume RUN_DIR`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyharden._tf import keras, tf
+from tinyharden.data import Dataset
+from tinyharden.errors import UserError
+from tinyharden.quantization import incremental
+from tinyharden.recipe import Recipe, dump_recipe
+from tinyharden.stats import wilson_interval
+from tinyharden.training.pipeline import eval_batches, train_batches
+from tinyharden.training.schedules import make_optimizer
+from tinyharden.training.steps import StepConfig, make_eval_step, make_train_step
+from tinyharden.workspace import atomic_path, atomic_write_json, atomic_write_text, write_env
+
+
+def build_for_recipe(recipe: Recipe, ds: Dataset):
+    """The recipe's model, shaped for the dataset, outputting logits."""
+    from tinyharden.models import build_model, load_model, logits_model
+
+    if recipe.model.path:
+        model = logits_model(load_model(recipe.model.path))
+        if tuple(model.input_shape[1:]) != ds.input_shape:
+            raise UserError(f"model {recipe.model.path} takes inputs {model.input_shape[1:]}, "
+                            f"but {ds.name} gives {ds.input_shape}; pick a matching dataset or model")
+        return model
+    shape = tuple(recipe.model.input_shape or ds.input_shape)
+    if shape != ds.input_shape:
+        raise UserError(f"model.input_shape {list(shape)} does not match {ds.name} inputs {list(ds.input_shape)}; remove model.input_shape")
+    return build_model(recipe.model.name, shape, recipe.model.num_classes or ds.num_classes, recipe.quantization,
+                       width=recipe.model.width, weight_decay=recipe.train.weight_decay if recipe.train.optimizer != "adamw" else 0.0)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    ce: float
+    reg: list[float]
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    seconds: float
+    images_per_s: float
+    quantized_share: float = 1.0
+
+
+def evaluate(model, x, y, batch_size: int = 500) -> tuple[float, float]:
+    """(mean loss, accuracy) with the model in inference mode."""
+    if len(y) == 0:
+        return float("nan"), float("nan")
+    step = make_eval_step(model)
+    loss = correct = 0.0
+    for xb, yb in eval_batches(x, y, batch_size):
+        l, c = step(xb, yb)
+        loss += float(l)
+        correct += float(c)
+    return loss / len(y), correct / len(y)
+
+
+@dataclass
+class Trainer:
+    recipe: Recipe
+    ds: Dataset
+    run_dir: Path
+    on_progress: Callable[..., None] | None = None  # (epoch, step, steps, stats) for a progress bar
+    on_epoch: Callable[[EpochLog], None] | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        r = self.recipe
+        self.run_dir = Path(self.run_dir)
+        keras.utils.set_random_seed(r.seed)
+        self.model = build_for_recipe(r, self.ds)
+        n = len(self.ds.y_train)
+        self.batch_size = min(r.train.batch_size, n)
+        self.steps_per_epoch = n // self.batch_size
+        self.optimizer = make_optimizer(r.train, self.steps_per_epoch)
+        self.step_cfg = StepConfig.from_recipe(r, self.ds.num_classes, self.ds.input_range)
+        self.masks = []
+        inc = r.quantization.incremental
+        if inc is not None:
+            self.masks = incremental.attach_masks(self.model)
+            if not self.masks:
+                raise UserError("quantization.incremental needs quantized kernels; choose a preset other than float (e.g. stq)")
+            if r.train.epochs < len(inc.ratios):
+                raise UserError(f"quantization.incremental has {len(inc.ratios)} stages but train.epochs is {r.train.epochs}; "
+                                "train at least one epoch per stage")
+            self.epochs_per_stage = inc.epochs_per_stage or max(1, r.train.epochs // len(inc.ratios))
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.stage = tf.Variable(-1, dtype=tf.int64, trainable=False, name="stage")
+        self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
+                                        stage=self.stage, masks=self.masks)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.run_dir / "checkpoints"), max_to_keep=2)
+        self.train_step = make_train_step(self.model, self.optimizer, self.step_cfg)
+
+    # ------------------------------------------------------------------ state
+    def write_start_files(self) -> None:
+        atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
+        write_env(self.run_dir, self.recipe.seed)
+
+    def restore(self) -> int:
+        """Restore the latest checkpoint; returns the number of finished epochs."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.ckpt.restore(latest).assert_existing_objects_matched()
+        hist = self.run_dir / "checkpoints" / "history.json"
+        if hist.is_file():
+            self.history = json.loads(hist.read_text())[: int(self.epoch.numpy())]
+        return int(self.epoch.numpy())
+
+    def _save_checkpoint(self) -> None:
+        self.manager.save(checkpoint_number=int(self.epoch.numpy()))
+        atomic_write_json(self.run_dir / "checkpoints" / "history.json", self.history)
+
+    def _log(self, line: str) -> None:
+        with open(self.run_dir / "train.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def _update_stage(self, epoch: int) -> None:
+        inc = self.recipe.quantization.incremental
+        if inc is None:
+            return
+        stage = incremental.stage_of(epoch, inc.ratios, self.epochs_per_stage)
+        if stage != int(self.stage.numpy()):
+            rng = np.random.default_rng([self.recipe.seed, stage])
+            incremental.apply_stage(self.model, inc.ratios[stage], rng)
+            self.stage.assign(stage)
+            self._log(f"stage {stage}: quantizing {inc.ratios[stage]:.3f} of each layer's channels")
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        r = self.recipe
+        start_epoch = int(self.epoch.numpy())
+        t_train = 0.0
+        for epoch in range(start_epoch, r.train.epochs):
+            self._update_stage(epoch)
+            t0 = time.perf_counter()
+            sums = np.zeros(3)
+            reg_sum = None
+            batches = train_batches(self.ds.x_train, self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
+                                    epoch=epoch, augment=r.train.augment, kind=self.ds.kind)
+            for i, (xb, yb) in enumerate(batches):
+                seed = tf.constant([r.seed * 1000003 + epoch, i], tf.int64)
+                loss, ce, regs, correct = self.train_step(xb, yb, seed)
+                loss, ce, correct, regs = float(loss), float(ce), float(correct), regs.numpy()
+                if not math.isfinite(loss):
+                    raise UserError(f"training diverged at epoch {epoch + 1}, step {i + 1} (loss={loss}); "
+                                    "lower train.lr or the Jacobian lambda")
+                sums += (loss, ce, correct)
+                reg_sum = regs if reg_sum is None else reg_sum + regs
+                if self.on_progress:
+                    self.on_progress(epoch, i + 1, self.steps_per_epoch,
+                                     {"loss": loss, "ce": ce, "reg": regs.tolist(), "acc": correct / self.batch_size,
+                                      "img_s": (i + 1) * self.batch_size / (time.perf_counter() - t0)})
+            seconds = time.perf_counter() - t0
+            t_train += seconds
+            steps = max(1, self.steps_per_epoch)
+            val_loss, val_acc = evaluate(self.model, self.ds.x_val, self.ds.y_val) if len(self.ds.y_val) else (None, None)
+            log = EpochLog(
+                epoch=epoch + 1, loss=sums[0] / steps, ce=sums[1] / steps,
+                reg=[] if reg_sum is None else (reg_sum / steps).tolist(),
+                train_acc=sums[2] / (steps * self.batch_size), val_loss=val_loss, val_acc=val_acc,
+                lr=float(self.optimizer.learning_rate(self.optimizer.iterations)) if callable(self.optimizer.learning_rate) else float(self.optimizer.learning_rate),
+                seconds=seconds, images_per_s=steps * self.batch_size / seconds,
+                quantized_share=incremental.quantized_share(self.model) if self.masks else 1.0,
+            )
+            self.history.append(log.__dict__)
+            self.epoch.assign(epoch + 1)
+            self._log(json.dumps(log.__dict__))
+            if (epoch + 1) % r.train.checkpoint_every == 0 or epoch + 1 == r.train.epochs:
+                self._save_checkpoint()
+            if self.on_epoch:
+                self.on_epoch(log)
+        return self.finish(t_train)
+
+    def finish(self, train_seconds: float = 0.0) -> dict:
+        for m in self.masks:  # the shipped model is fully quantized whatever the schedule did
+            m.assign(tf.ones_like(m))
+        test_loss, test_acc = evaluate(self.model, self.ds.x_test, self.ds.y_test)
+        n = len(self.ds.y_test)
+        lo, hi = wilson_interval(round(test_acc * n), n)
+        total_time = sum(h["seconds"] for h in self.history)
+        images = sum(self.steps_per_epoch * self.batch_size for _ in self.history)
+        metrics = {
+            "schema_version": 1,
+            "run": self.run_dir.name,
+            "dataset": self.ds.summary(),
+            "model": self.model.name,
+            "quantization": self.recipe.quantization.preset,
+            "defense": defense_label(self.recipe),
+            "parameters": int(self.model.count_params()),
+            "test": {"accuracy": test_acc, "loss": test_loss, "n": n, "ci95": [lo, hi]},
+            "epochs": len(self.history),
+            "train_seconds": total_time,
+            "images_per_s": images / total_time if total_time else None,
+            "history": self.history,
+        }
+        with atomic_path(self.run_dir / "model.h5") as tmp:
+            self.model.save(tmp, save_format="h5", include_optimizer=False)
+        atomic_write_json(self.run_dir / "metrics.json", metrics)
+        return metrics
+
+
+def defense_label(recipe: Recipe) -> str:
+    parts = []
+    jr = recipe.robustness.jacobian
+    if jr is not None:
+        parts.append("JR(" + ",".join(l.name for l in jr.layers) + ")")
+    adv = recipe.robustness.adversarial
+    if adv is not None:
+        parts.append(f"AT-{adv.method}(eps={adv.eps:.4g})")
+    return "+".join(parts) or "none"
