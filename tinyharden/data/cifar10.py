@@ -26,10 +26,18 @@ from tinyharden.errors import UserError
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Refuses every global: CIFAR's pickles contain only dicts of bytes, lists and ints."""
+# The original batches hold a dict of lists, bytes and one NumPy uint8 array; rebuilding
+# that array needs exactly these globals. Anything else could run code and is refused.
+_ARRAY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
 
+
+class _PlainUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
+        if (module, name) in _ARRAY_GLOBALS:
+            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain arrays are accepted")
 
 
@@ -41,7 +49,10 @@ def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"'{path}' is not a plain CIFAR-10 batch ({exc}); use the original cifar-10-batches-py files") from None
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         raise UserError(f"'{path}' lacks the 'data' and 'labels' entries of a CIFAR-10 batch")
-    data = np.frombuffer(bytes(d[b"data"]) if not isinstance(d[b"data"], np.ndarray) else d[b"data"].tobytes(), np.uint8)
+    data = d[b"data"]
+    if not isinstance(data, (np.ndarray, bytes, bytearray)) or (isinstance(data, np.ndarray) and data.dtype != np.uint8):
+        raise UserError(f"'{path}': 'data' is {type(data).__name__}, not the uint8 pixel array of a CIFAR-10 batch")
+    data = np.frombuffer(data.tobytes() if isinstance(data, np.ndarray) else bytes(data), np.uint8)
     x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     y = np.asarray(d[b"labels"], dtype=np.uint8)
     return x, y

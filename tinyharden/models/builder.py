@@ -20,6 +20,12 @@ from tinyharden.recipe import QuantizationSpec
 L = keras.layers
 
 
+def bn(name: str):
+    """BatchNormalization with momentum 0.9: Keras' 0.99 needs ~500 steps before the
+    inference statistics are usable, more than a short fine-tune or a small dataset gives."""
+    return L.BatchNormalization(momentum=0.9, name=name)
+
+
 def as_spec(quantization: Any) -> QuantizationSpec:
     if quantization is None:
         return QuantizationSpec()

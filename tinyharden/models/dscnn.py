@@ -9,7 +9,7 @@ Layer names: stem, act_stem, ds{1..4}_dw, ds{1..4}_dw_act, ds{1..4}_pw, ds{1..4}
 from __future__ import annotations
 
 from tinyharden._tf import keras
-from tinyharden.models.builder import QuantBuilder
+from tinyharden.models.builder import QuantBuilder, bn
 
 L = keras.layers
 
@@ -22,15 +22,15 @@ def dscnn(b: QuantBuilder, input_shape=(49, 10, 1), num_classes=12, width=1.0):
     if iq is not None:
         x = iq(x)
     x = b.conv("stem", filters, (10, 4), strides=(2, 2))(x)
-    x = L.BatchNormalization(name="stem_bn")(x)
+    x = bn(name="stem_bn")(x)
     x = b.relu("act_stem")(x)
     x = L.Dropout(0.2, name="drop1")(x)
     for i in range(1, 5):
         x = b.depthwise(f"ds{i}_dw", (3, 3))(x)
-        x = L.BatchNormalization(name=f"ds{i}_dw_bn")(x)
+        x = bn(name=f"ds{i}_dw_bn")(x)
         x = b.relu(f"ds{i}_dw_act")(x)
         x = b.conv(f"ds{i}_pw", filters, (1, 1))(x)
-        x = L.BatchNormalization(name=f"ds{i}_pw_bn")(x)
+        x = bn(name=f"ds{i}_pw_bn")(x)
         x = b.relu(f"ds{i}_pw_act")(x)
     x = L.Dropout(0.4, name="drop2")(x)
     x = L.AveragePooling2D(pool_size=x.shape[1:3], name="pool")(x)

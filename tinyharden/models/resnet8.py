@@ -11,7 +11,7 @@ s*_act2, logits.
 from __future__ import annotations
 
 from tinyharden._tf import keras
-from tinyharden.models.builder import QuantBuilder
+from tinyharden.models.builder import QuantBuilder, bn
 
 L = keras.layers
 
@@ -19,10 +19,10 @@ L = keras.layers
 def residual_stack(b: QuantBuilder, x, stage: int, filters: int, stride: int):
     p = f"s{stage}"
     y = b.conv(f"{p}_conv1", filters, 3, strides=stride)(x)
-    y = L.BatchNormalization(name=f"{p}_bn1")(y)
+    y = bn(name=f"{p}_bn1")(y)
     y = b.relu(f"{p}_act1")(y)
     y = b.conv(f"{p}_conv2", filters, 3)(y)
-    y = L.BatchNormalization(name=f"{p}_bn2")(y)
+    y = bn(name=f"{p}_bn2")(y)
     if stride != 1 or x.shape[-1] != filters:
         x = b.conv(f"{p}_short", filters, 1, strides=stride)(x)
     y = L.Add(name=f"{p}_add")([y, x])
@@ -36,7 +36,7 @@ def build_resnet(b: QuantBuilder, input_shape, num_classes: int, filters=(16, 32
     if iq is not None:
         x = iq(x)
     x = b.conv("stem", filters[0], 3)(x)
-    x = L.BatchNormalization(name="stem_bn")(x)
+    x = bn(name="stem_bn")(x)
     x = b.relu("act_stem")(x)
     for stage, f in enumerate(filters, start=1):
         x = residual_stack(b, x, stage, f, 1 if stage == 1 else 2)

@@ -1,0 +1,37 @@
+"""Shared fixtures: where the real data lives, and a private cache and workspace per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tinyharden.data.base import data_roots  # noqa: E402
+
+
+def shared_data() -> Path | None:
+    for root in data_roots():
+        if (root / "cifar10").is_dir() and (root / "mlperf_tiny").is_dir():
+            return root
+    return None
+
+
+SHARED = shared_data()
+needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not beside the checkout")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    # Tests must not depend on (or pollute) the user's ~/.cache.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYHARDEN_CACHE", str(tmp_path_factory.mktemp("thcache")))
+        yield
+
+
+@pytest.fixture
+def shared() -> Path:
+    if SHARED is None:
+        pytest.skip("../shared/data is not beside the checkout")
+    return SHARED

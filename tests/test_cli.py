@@ -1,0 +1,69 @@
+"""The CLI skeleton: fast --help without TensorFlow, --version, doctor, one-line errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from tinyharden import __version__
+from tinyharden.cli.app import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands_and_imports_no_tensorflow():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from tinyharden.cli.app import app\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(r.output)\n"
+        "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_ABSENT')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "TF_ABSENT" in out.stdout
+    for cmd in ("train", "doctor"):
+        assert cmd in out.stdout
+
+
+def test_console_script_help_is_fast_enough_to_feel_instant():
+    # Import cost only: the budget is generous because CI machines are shared.
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinyharden", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert "tensorflow" not in out.stderr  # -X importtime lists every module imported
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and __version__ in r.output
+
+
+def test_doctor_reports_versions_and_datasets():
+    r = runner.invoke(app, ["doctor"])
+    assert r.exit_code == 0, r.output
+    for name in ("python", "tensorflow", "tf-keras", "qkeras", "foolbox", "adversarial-robustness-toolbox", "numpy",
+                 "cifar10", "speech_commands", "digits"):
+        assert name in r.output
+
+
+def test_bad_recipe_is_one_line_and_exit_2(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  epoch: 2\n")
+    r = runner.invoke(app, ["-w", str(tmp_path / "ws"), "train", str(p)])
+    assert r.exit_code == 2
+    assert "unknown key 'train.epoch'; did you mean 'epochs'?" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "ws").exists()  # nothing half-written
+
+
+def test_train_without_recipe_or_with_missing_dataset(tmp_path):
+    r = runner.invoke(app, ["train"])
+    assert r.exit_code == 2 and "give a recipe" in r.output
+    p = tmp_path / "r.yaml"
+    p.write_text(f"data:\n  dataset: cifar10\n  path: {tmp_path / 'nowhere'}\n")
+    r = runner.invoke(app, ["-w", str(tmp_path / "ws"), "train", str(p)])
+    assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output

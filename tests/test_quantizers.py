@@ -1,0 +1,80 @@
+"""STQ really samples while training and is deterministic at inference; the incremental schedule."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyharden._tf import keras, tf
+from tinyharden.models import build_model
+from tinyharden.quantization import incremental
+from tinyharden.quantization.quantizers import make_quantizer
+
+
+@pytest.mark.parametrize("preset,max_values", [("stq", 3), ("stochastic_binary", 2)])
+def test_stochastic_quantizers_sample_in_training_and_not_at_inference(preset, max_values):
+    model = build_model("cnn", quantization=preset)
+    x = tf.random.uniform([8, 8, 8, 1], seed=1)
+    t1, t2 = model(x, training=True), model(x, training=True)
+    assert float(tf.reduce_max(tf.abs(t1 - t2))) > 1e-3, "training-mode passes must differ (sampling)"
+
+    @tf.function
+    def compiled(z):
+        return model(z, training=True)
+
+    assert float(tf.reduce_max(tf.abs(compiled(x) - compiled(x)))) > 1e-3, "sampling must survive tf.function"
+    i1, i2 = model(x, training=False), model(x)
+    np.testing.assert_array_equal(i1.numpy(), i2.numpy())
+    # predict() runs a compiled graph: equal up to float reordering, far below sampling noise
+    np.testing.assert_allclose(i1.numpy(), model.predict(x, verbose=0), atol=1e-5)
+    layer = model.get_layer("conv2")
+    w = layer.kernel_quantizer_internal(layer.kernel).numpy()
+    for c in range(w.shape[-1]):
+        # the straight-through form x + (q - x) leaves ~1e-8 float noise on the levels
+        assert len(np.unique(np.round(w[..., c], 6))) <= max_values
+
+
+def test_qkeras_alone_would_not_sample():
+    """The trap this module exists for: QKeras' own stochastic_ternary ignores training=True."""
+    import qkeras
+
+    inp = keras.Input((4, 4, 2))
+    layer = qkeras.QConv2D(4, 3, kernel_quantizer=qkeras.stochastic_ternary(alpha="auto"))
+    model = keras.Model(inp, layer(inp))
+    x = tf.random.uniform([2, 4, 4, 2])
+    np.testing.assert_array_equal(model(x, training=True).numpy(), model(x, training=True).numpy())
+
+
+def test_ternary_inference_values():
+    q = make_quantizer("stochastic_ternary(alpha='auto')")
+    w = tf.random.normal([3, 3, 4, 6], seed=2)
+    out = q(w).numpy()  # called outside any layer: inference
+    for c in range(6):
+        vals = np.unique(out[..., c])
+        assert len(vals) <= 3 and np.allclose(vals, -vals[::-1]) or 0 in vals
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.75, 0.875, 1.0])
+def test_incremental_stage_quantizes_the_stated_share(ratio):
+    model = build_model("stq_cnn", quantization="stq", width=0.5)
+    incremental.attach_masks(model)
+    shares = incremental.apply_stage(model, ratio, np.random.default_rng(0))
+    for name, share in shares.items():
+        channels = model.get_layer(name).kernel.shape[-1]
+        assert share == pytest.approx(round(ratio * channels) / channels), name
+    assert incremental.quantized_share(model) == pytest.approx(ratio, abs=0.02)
+    # weights outside the mask stay full precision: the layer kernel passes through unchanged there
+    layer = model.get_layer("s2_conv1")
+    q = layer.kernel_quantizer_internal
+    w = layer.kernel.numpy()
+    out = q(tf.constant(w)).numpy()
+    mask = np.broadcast_to(q.incremental_mask.numpy(), w.shape).astype(bool)
+    np.testing.assert_array_equal(out[~mask], w[~mask])
+    if ratio < 1:
+        assert not np.allclose(out[mask], w[mask])
+
+
+def test_incremental_prefers_channels_with_small_error():
+    errors = np.array([0.01, 0.01, 10.0, 10.0])
+    picks = np.array([incremental.choose_channels(errors, 0.5, np.random.default_rng(s)) for s in range(200)])
+    assert picks[:, :2].mean() > 0.9 and picks[:, 2:].mean() < 0.1
+    assert (picks.sum(1) == 2).all()

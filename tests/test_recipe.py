@@ -1,0 +1,99 @@
+"""Recipe validation: a good recipe, many malformed ones with their messages, overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tinyharden.errors import UserError
+from tinyharden.recipe import apply_overrides, dump_recipe, load_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_shipped_recipes_validate(name):
+    r = load_recipe(RECIPES / name)
+    assert r.name and r.train.epochs > 0
+
+
+def test_good_recipe_resolves_defaults_and_fractions(tmp_path):
+    r = load_recipe(write(tmp_path, """
+name: t
+data: {dataset: synthetic, shape: [4, 4, 1]}
+robustness:
+  jacobian: {layers: [logits, {name: act1, lambda: 0.5}], lambda: 0.02}
+  adversarial: {method: pgd, eps: 8/255, steps: 3}
+attack: {suite: "pgd,square", eps: "1/255"}
+"""))
+    assert r.robustness.adversarial.eps == pytest.approx(8 / 255)
+    assert r.attack.suite == ["pgd", "square"] and r.attack.eps == [pytest.approx(1 / 255)]
+    layers = r.robustness.jacobian.layers
+    assert [l.name for l in layers] == ["logits", "act1"] and layers[1].lam == 0.5
+    text = dump_recipe(r)
+    assert "lambda: 0.5" in text and "val_fraction" in text  # defaults are written out
+
+
+MALFORMED = [
+    ("trian:\n  epochs: 2\n", "r.yaml:1: unknown key 'trian'; did you mean 'train'?"),
+    ("train:\n  epoch: 2\n", "r.yaml:2: unknown key 'train.epoch'; did you mean 'epochs'?"),
+    ("train:\n  epochs: -1\n", "r.yaml:2: train.epochs: Input should be greater than 0"),
+    ("train:\n  epochs: lots\n", "train.epochs: Input should be a valid integer"),
+    ("data:\n  dataset: imagenet\n", "r.yaml:2: data.dataset: Input should be 'cifar10', 'speech_commands', 'digits' or 'synthetic'"),
+    ("quantization:\n  preset: stqq\n", "unknown preset 'stqq'"),
+    ("quantization:\n  preset: stqq\n", "did you mean 'stq'?"),
+    ("robustness:\n  adversarial:\n    eps: 8/0\n", "r.yaml:3: robustness.adversarial.eps: expected a number or a fraction"),
+    ("robustness:\n  jacobian:\n    layers: [logits]\n    projection: 2\n", "r.yaml:4: unknown key 'robustness.jacobian.projection'; did you mean 'projections'?"),
+    ("quantization:\n  incremental:\n    ratios: [0.5, 0.25]\n", "ratios must increase"),
+    ("train: [1, 2]\n", "train: Input should be a valid dictionary"),
+    ("- a\n- b\n", "a recipe must be a mapping"),
+    ("train:\n  epochs: 2\n bad: indent\n", "r.yaml:3"),
+    ("export:\n  formats: [tflite, onnx]\n", "export.formats.1: Input should be 'tflite' or 'c'"),
+    ("attack:\n  n: 0\n", "attack.n: Input should be greater than 0"),
+]
+
+
+@pytest.mark.parametrize("text,message", MALFORMED)
+def test_malformed_recipes_give_one_line_messages(tmp_path, text, message):
+    with pytest.raises(UserError) as exc:
+        load_recipe(write(tmp_path, text))
+    msg = str(exc.value)
+    assert message in msg
+    assert "\n" not in msg
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    p = write(tmp_path, "name: t\n")
+    r = load_recipe(p, ["train.epochs=2", "data.dataset=synthetic", "robustness.adversarial.eps=4/255"])
+    assert r.train.epochs == 2 and r.data.dataset == "synthetic"
+    assert r.robustness.adversarial.eps == pytest.approx(4 / 255)
+    with pytest.raises(UserError, match="unknown key 'train.epoch'; did you mean 'epochs'"):
+        load_recipe(p, ["train.epoch=2"])
+    with pytest.raises(UserError, match="must look like section.key=value"):
+        load_recipe(p, ["train.epochs"])
+    with pytest.raises(UserError, match="is a value, not a section"):
+        apply_overrides({"name": "x"}, ["name.first=1"])
+
+
+def test_per_layer_quantizers_resolve_by_name_and_glob():
+    from tinyharden.quantization.presets import PRESETS, resolve
+    from tinyharden.recipe import QuantizationSpec
+
+    spec = QuantizationSpec(preset="stq", layers={"stem": {"preset": "int8"}, "s*_conv2": {"kernel": "ternary(alpha='auto')"},
+                                                 "logits": {"kernel": "float", "bias": "float"}})
+    assert resolve(spec, "stem") == PRESETS["int8"]
+    assert resolve(spec, "s2_conv2").kernel == "ternary(alpha='auto')"
+    assert resolve(spec, "s2_conv2").activation == PRESETS["stq"].activation
+    assert resolve(spec, "s1_conv1") == PRESETS["stq"]
+    assert resolve(spec, "logits").kernel is None

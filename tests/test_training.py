@@ -1,0 +1,128 @@
+"""Training: the quickstart bar, JR shrinks input gradients, resume, adversarial bounds, determinism."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tinyharden._tf import tf
+from tinyharden.cli.app import app
+from tinyharden.data import load_dataset
+from tinyharden.defenses.adversarial import linf_pgd
+from tinyharden.defenses.jacobian import input_gradient_norm
+from tinyharden.models import build_model
+from tinyharden.recipe import load_recipe, validate
+from tinyharden.training import run
+
+runner = CliRunner()
+
+
+def small_recipe(**sections):
+    base = {"name": "t", "seed": 0, "data": {"dataset": "digits"}, "model": {"name": "cnn"},
+            "quantization": {"preset": "stq"}, "train": {"epochs": 4, "batch_size": 64, "lr": 0.005}}
+    for k, v in sections.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return validate(base)
+
+
+def test_quickstart_recipe_reaches_90_percent(tmp_path):
+    result = runner.invoke(app, ["-w", str(tmp_path), "train", "recipes/quickstart.yaml"])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "quickstart"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.90
+    assert metrics["epochs"] == 30 and len(metrics["history"]) == 30
+    for name in ("model.h5", "recipe.yaml", "env.json", "train.log"):
+        assert (run_dir / name).is_file(), name
+    assert load_recipe(run_dir / "recipe.yaml").quantization.preset == "stq"
+    assert not list(run_dir.glob(".*.tmp*"))  # no half-written artifacts
+
+
+def test_jacobian_regularization_shrinks_input_gradients(tmp_path):
+    ds = load_dataset(validate({"data": {"dataset": "digits"}}).data, 0)
+    norms = {}
+    for lam in (0.0, 0.5):
+        r = small_recipe(robustness={"jacobian": {"layers": ["logits"], "lambda": lam}}, train={"epochs": 6})
+        t = run.start(r, tmp_path)
+        t.fit()
+        norms[lam] = input_gradient_norm(t.model, ds.x_test[:200], ds.y_test[:200])
+    assert norms[0.5] < 0.8 * norms[0.0], norms
+
+
+def test_per_layer_jacobian_reports_one_term_per_layer(tmp_path):
+    r = small_recipe(robustness={"jacobian": {"layers": [{"name": "act1", "lambda": 0.01}, {"name": "logits", "lambda": 0.02}],
+                                              "projections": 2}}, train={"epochs": 1})
+    t = run.start(r, tmp_path)
+    t.fit()
+    assert len(t.history[0]["reg"]) == 2 and all(v > 0 for v in t.history[0]["reg"])
+
+
+def test_resume_after_interruption_reaches_the_same_epoch_count(tmp_path):
+    r = small_recipe(train={"epochs": 4}, quantization={"preset": "stq", "incremental": {"ratios": [0.5, 1.0]}})
+
+    def stop_at_epoch_3(epoch, step, steps, stats):
+        if epoch == 2 and step == 3:
+            raise KeyboardInterrupt
+
+    t = run.start(r, tmp_path, on_progress=stop_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    run_dir = t.run_dir
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run.resume(run_dir)
+    assert int(resumed.epoch.numpy()) == 2  # both finished epochs kept, the interrupted one redone
+    assert int(resumed.stage.numpy()) == 0 and resumed.history[-1]["epoch"] == 2
+    metrics = resumed.fit()
+    assert metrics["epochs"] == 4 and [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4]
+    assert [h["quantized_share"] for h in metrics["history"]] == [0.5, 0.5, 1.0, 1.0]
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_resume_restores_the_checkpointed_weights(tmp_path):
+    r = small_recipe(train={"epochs": 2})
+    t = run.start(r, tmp_path)
+    after_epoch_1 = []
+    t.on_epoch = lambda log: after_epoch_1.append(t.model.get_layer("conv2").kernel.numpy().copy())
+
+    def stop(epoch, step, steps, stats):
+        if epoch == 1 and step == 2:
+            raise KeyboardInterrupt
+
+    t.on_progress = stop
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    assert not np.array_equal(t.model.get_layer("conv2").kernel.numpy(), after_epoch_1[0])  # moved on since
+    resumed = run.resume(t.run_dir)
+    np.testing.assert_array_equal(resumed.model.get_layer("conv2").kernel.numpy(), after_epoch_1[0])
+
+
+def test_adversarial_examples_stay_in_bounds_and_in_the_ball():
+    model = build_model("cnn", quantization="stq")
+    x = tf.random.uniform([16, 8, 8, 1])
+    y = tf.constant(np.arange(16) % 10, tf.int64)
+    eps = 8 / 255
+    for steps, rs in ((1, True), (5, True), (3, False)):
+        adv = linf_pgd(model, x, y, eps=eps, step_size=eps / 2, steps=steps, random_start=rs,
+                       seed=tf.constant([1, 2], tf.int64)).numpy()
+        assert adv.min() >= 0.0 and adv.max() <= 1.0
+        assert np.abs(adv - x.numpy()).max() <= eps + 1e-6
+        assert np.abs(adv - x.numpy()).max() > eps / 4  # it did move
+
+
+def test_adversarial_training_runs_with_inputs_in_range(tmp_path):
+    r = small_recipe(robustness={"adversarial": {"method": "pgd", "eps": "8/255", "steps": 2, "ratio": 0.5}},
+                     train={"epochs": 5}, quantization={"preset": "float"})
+    t = run.start(r, tmp_path)
+    m = t.fit()
+    assert m["test"]["accuracy"] > 0.5 and m["defense"].startswith("AT-pgd")
+
+
+def test_same_recipe_and_seed_give_the_same_metrics(tmp_path):
+    r = small_recipe(train={"epochs": 2}, robustness={"jacobian": {"layers": ["logits"]}})
+    a = run.start(r, tmp_path).fit()
+    b = run.start(r, tmp_path).fit()
+    assert a["test"] == b["test"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
