@@ -47,7 +47,7 @@ class PlainJR(keras.Model):
             with tf.GradientTape() as inner:
                 inner.watch(xs)
                 out = self(xs, training=True)
-            g = inner.gradient(out, xs, output_gradients=random_unit(tf.shape(out)))
+            g = inner.gradient(out, xs, output_gradients=random_unit(out))
             reg = self.num_classes * tf.reduce_mean(tf.reduce_sum(tf.reshape(g * g, [k, -1]), axis=1))
             loss = ce + self.lam * reg
         grads = tape.gradient(loss, self.trainable_variables)

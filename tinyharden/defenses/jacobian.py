@@ -25,10 +25,11 @@ def feature_model(model, layer_names: list[str]):
     return keras.Model(model.inputs, outs + [model.outputs[0]], name=model.name + "_jr")
 
 
-def random_unit(shape, dtype=tf.float32):
-    v = tf.random.normal(shape, dtype=dtype)
-    flat = tf.reshape(v, [shape[0], -1])
-    return v / tf.reshape(tf.norm(flat, axis=1) + 1e-12, [-1] + [1] * (len(shape) - 1))
+def random_unit(like):
+    """Per-sample random directions, uniform on the unit sphere, shaped like `like`."""
+    v = tf.random.normal(tf.shape(like), dtype=like.dtype)
+    norms = tf.norm(tf.reshape(v, [tf.shape(v)[0], -1]), axis=1) + 1e-12
+    return v / tf.reshape(norms, [-1] + [1] * (like.shape.rank - 1))
 
 
 def frobenius_estimate(tape, out, x, projections: int = 1):
@@ -36,7 +37,7 @@ def frobenius_estimate(tape, out, x, projections: int = 1):
     c = tf.cast(tf.reduce_prod(tf.shape(out)[1:]), out.dtype)
     total = 0.0
     for _ in range(projections):
-        v = random_unit(tf.shape(out), out.dtype)
+        v = random_unit(out)
         g = tape.gradient(out, x, output_gradients=v)
         total += tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1)
     return c * total / projections

@@ -10,13 +10,17 @@ from tinyharden.recipe import Recipe, load_recipe
 from tinyharden.workspace import new_run_dir
 
 
-def start(recipe: Recipe, workspace: Path, **callbacks: Callable):
-    """Create a new run folder for `recipe` and return its ready Trainer."""
+def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, **callbacks: Callable):
+    """Create a new run folder for `recipe` and return its ready Trainer.
+
+    `model` (outputting logits) and `dataset` replace the recipe's when given, e.g. to
+    fine-tune a model `tinyharden quantize` produced.
+    """
     from tinyharden.training.trainer import Trainer
 
-    ds = load_dataset(recipe.data, recipe.seed)
+    ds = dataset if dataset is not None else load_dataset(recipe.data, recipe.seed)
     run_dir = new_run_dir(workspace, recipe.name)
-    trainer = Trainer(recipe, ds, run_dir, **callbacks)
+    trainer = Trainer(recipe, ds, run_dir, model=model, **callbacks)
     trainer.write_start_files()
     return trainer
 

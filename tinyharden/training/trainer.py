@@ -81,12 +81,14 @@ class Trainer:
     on_progress: Callable[..., None] | None = None  # (epoch, step, steps, stats) for a progress bar
     on_epoch: Callable[[EpochLog], None] | None = None
     history: list[dict] = field(default_factory=list)
+    model: object = None  # a ready model (outputting logits) to train instead of the recipe's
 
     def __post_init__(self):
         r = self.recipe
         self.run_dir = Path(self.run_dir)
         keras.utils.set_random_seed(r.seed)
-        self.model = build_for_recipe(r, self.ds)
+        if self.model is None:
+            self.model = build_for_recipe(r, self.ds)
         n = len(self.ds.y_train)
         self.batch_size = min(r.train.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
