@@ -68,6 +68,19 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON artifact; a missing or damaged file is a one-line UserError."""
+    from tinyharden.errors import UserError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"'{path}' is missing; run the command that writes it first") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc}); delete it and re-run the command that writes it") from None
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, to_json(obj))
 

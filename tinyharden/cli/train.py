@@ -40,4 +40,8 @@ def train(
             raise UserError(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume with: "
                             f"tinyharden train --resume {trainer.run_dir}", code=130) from None
     out.print(metrics_table(metrics))
+    from tinyharden.footprint import render_table
+    from tinyharden.workspace import read_json
+
+    out.print(render_table(read_json(trainer.run_dir / "footprint.json")))
     out.print(f"model: {trainer.run_dir / 'model.h5'}", highlight=False)

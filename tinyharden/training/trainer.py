@@ -89,6 +89,12 @@ class Trainer:
         keras.utils.set_random_seed(r.seed)
         if self.model is None:
             self.model = build_for_recipe(r, self.ds)
+        aug = r.train.augment
+        if self.ds.kind != "image" and (aug.crop or aug.flip):
+            raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
+        if aug.noise or aug.shift_ms:
+            raise UserError("train.augment.noise/shift_ms (audio augmentation) are not supported by the trainer yet; "
+                            "remove them from the recipe")
         n = len(self.ds.y_train)
         self.batch_size = min(r.train.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
@@ -214,9 +220,14 @@ class Trainer:
             "images_per_s": images / total_time if total_time else None,
             "history": self.history,
         }
+        from tinyharden.footprint import summarize
+
+        footprint = summarize(self.model)
+        metrics["footprint"] = footprint["totals"]
         with atomic_path(self.run_dir / "model.h5") as tmp:
             self.model.save(tmp, save_format="h5", include_optimizer=False)
-        atomic_write_json(self.run_dir / "metrics.json", metrics)
+        atomic_write_json(self.run_dir / "footprint.json", footprint)
+        atomic_write_json(self.run_dir / "metrics.json", metrics)  # last: its presence marks a finished run
         return metrics
 
 
