@@ -126,3 +126,15 @@ def test_same_recipe_and_seed_give_the_same_metrics(tmp_path):
     b = run.start(r, tmp_path).fit()
     assert a["test"] == b["test"]
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_model_init_copies_float_weights_into_the_quantized_twin(tmp_path):
+    float_run = run.start(small_recipe(quantization={"preset": "float"}, train={"epochs": 1}), tmp_path)
+    float_run.fit()
+    stq = run.start(small_recipe(model={"name": "cnn", "init": str(float_run.run_dir)}), tmp_path)
+    for name in ("conv1", "conv2", "bn1", "logits"):
+        for a, b in zip(stq.model.get_layer(name).get_weights(), float_run.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert type(stq.model.get_layer("conv2")).__name__ == "QConv2D"
+    with pytest.raises(Exception, match="initialize from"):
+        run.start(small_recipe(model={"name": "cnn", "width": 2.0, "init": str(float_run.run_dir)}), tmp_path)

@@ -55,6 +55,7 @@ class DataSpec(_Section):
 class ModelSpec(_Section):
     name: str = "cnn"
     path: str | None = Field(None, description="a Keras model file to start from instead of a zoo model")
+    init: str | None = Field(None, description="initialize the zoo model's weights, by layer name, from this model file or run folder (e.g. a float run before QAT)")
     width: float = Field(1.0, gt=0, description="channel multiplier for zoo models that support it")
     input_shape: list[int] | None = None
     num_classes: int | None = Field(None, ge=2)

@@ -41,8 +41,41 @@ def build_for_recipe(recipe: Recipe, ds: Dataset):
     shape = tuple(recipe.model.input_shape or ds.input_shape)
     if shape != ds.input_shape:
         raise UserError(f"model.input_shape {list(shape)} does not match {ds.name} inputs {list(ds.input_shape)}; remove model.input_shape")
-    return build_model(recipe.model.name, shape, recipe.model.num_classes or ds.num_classes, recipe.quantization,
-                       width=recipe.model.width, weight_decay=recipe.train.weight_decay if recipe.train.optimizer != "adamw" else 0.0)
+    model = build_model(recipe.model.name, shape, recipe.model.num_classes or ds.num_classes, recipe.quantization,
+                        width=recipe.model.width, weight_decay=recipe.train.weight_decay if recipe.train.optimizer != "adamw" else 0.0)
+    if recipe.model.init:
+        init_weights(model, recipe.model.init)
+    return model
+
+
+def init_weights(model, source: str) -> None:
+    """Copy weights layer by layer (same names, same shapes) from a model file or run folder.
+
+    Quantization-aware training usually starts from a float model: our zoo models keep
+    their layer names under every quantization preset, so a float run initializes its
+    STQ twin directly.
+    """
+    from tinyharden.models import load_model
+
+    src = load_model(source)
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = src.get_layer(layer.name)
+        except ValueError:
+            continue
+        theirs = other.get_weights()
+        if not theirs:
+            continue
+        mine = layer.get_weights()
+        if [w.shape for w in mine] != [w.shape for w in theirs]:
+            raise UserError(f"model.init: layer '{layer.name}' has weights {[w.shape for w in mine]} here but "
+                            f"{[w.shape for w in theirs]} in {source}; initialize from the same architecture")
+        layer.set_weights(theirs)
+        copied += 1
+    if copied == 0:
+        raise UserError(f"model.init: no layer of {source} matches a layer name of '{model.name}'; "
+                        "initialize from a run of the same zoo model")
 
 
 @dataclass
