@@ -1,0 +1,308 @@
+"""Read run folders into report rows (no TensorFlow).
+
+A run folder holds some of:
+- metrics.json (`tinyharden train`): written last, so it marks a finished training run;
+- footprint.json: per-layer cost; `tinyharden export` rewrites it with the deployed bytes;
+- export.json: int8 parity on the TFLM interpreter, deployed flash and arena;
+- attack.json: the suite's robust accuracy per attack and eps, and the masking checks.
+
+A training folder (recipe.yaml) without metrics.json is unfinished, which is an error;
+a folder that `attack` or `export` wrote for a bare model file has no metrics.json and
+reports what it has. A missing attack.json or export.json only leaves its cells empty.
+
+attack.json is read defensively (its module is young): any field this reader needs and
+does not find becomes a one-line error naming the run, the file and the field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyharden.errors import UserError
+from tinyharden.stats import wilson_interval
+from tinyharden.workspace import read_json
+
+METRICS, FOOTPRINT, EXPORT, ATTACK = "metrics.json", "footprint.json", "export.json", "attack.json"
+ARTIFACTS = (METRICS, FOOTPRINT, EXPORT, ATTACK)
+DEFAULT_MAX_DROP = 1.0  # points; the export's own default when its record names no gate
+_HISTORY_KEYS = ("epoch", "loss", "ce", "train_acc", "val_loss", "val_acc")
+
+
+@dataclass
+class Entry:
+    """One report row plus what only the plots need (kept out of the JSON)."""
+
+    row: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Missing(Exception):
+    """A file lacks a field this reader needs; turned into a UserError naming the run."""
+
+
+def _need(doc: Any, dotted: str, file: str) -> Any:
+    cur = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise _Missing(f"{file} lacks '{dotted}'")
+        cur = cur[part]
+    return cur
+
+
+def _opt(doc: Any, dotted: str, default: Any = None) -> Any:
+    try:
+        value = _need(doc, dotted, "")
+    except _Missing:
+        return default
+    return default if value is None else value
+
+
+def proportion(value: Any, n: Any = None, k: Any = None, ci: Any = None) -> dict[str, Any] | None:
+    """{value, ci95, n, k}; the Wilson interval is computed when a file gave n but no interval."""
+    if value is None:
+        return None
+    value = float(value)
+    n = int(n) if n is not None else None
+    if n is not None and k is None:
+        k = round(value * n)
+    k = int(k) if k is not None else None
+    if not ci and n:
+        ci = wilson_interval(k, n)
+    ci95 = [float(c) for c in ci] if ci and not any(math.isnan(float(c)) for c in ci) else None
+    return {"value": value, "ci95": ci95, "n": n, "k": k}
+
+
+def _attack_proportion(d: Any) -> dict[str, Any] | None:
+    if isinstance(d, (int, float)):
+        return proportion(d)
+    if not isinstance(d, dict) or "value" not in d:
+        raise _Missing(f"{ATTACK} has an accuracy without 'value'")
+    return proportion(d["value"], d.get("n"), d.get("k"), d.get("ci95"))
+
+
+def same_eps(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def fmt_eps(e: float | None) -> str:
+    """8/255 rather than 0.0313725: budgets are usually whole 255ths."""
+    if e is None:
+        return ""
+    k = e * 255
+    if e > 0 and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{e:.4g}"
+
+
+def _scalar_params(params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        return {}
+    return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def budget_text(eps: float | None, norm: str | None, n: int | None, params: dict, eot: int | None,
+                minimum_norm: bool = False) -> str:
+    """One line naming the budget behind a robust accuracy: eps, norm, samples, steps..."""
+    parts = [f"eps {fmt_eps(eps)} {norm or ''}".strip()]
+    if n:
+        parts.append(f"n={n}")
+    # Counts are the budget (steps, restarts, queries); flags, loss names and relative step
+    # sizes are detail, kept in the JSON's params.
+    parts += [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("rel_")]
+    if eot and eot > 1:
+        parts.append(f"EOT {eot}")
+    if minimum_norm:
+        parts.append("min-norm")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- files
+
+def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
+    records = _need(att, "attacks", ATTACK)
+    if not isinstance(records, list):
+        raise _Missing(f"{ATTACK} 'attacks' is not a list")
+    norm = _opt(att, "config.norm")
+    n = _opt(att, "data.n")
+    sweep_eps = sorted({float(r["eps"]) for a in records for r in a.get("results", []) if "eps" in r}
+                       | {float(e) for e in _opt(att, "config.eps", [])})
+    flags: list[dict[str, str]] = []
+    if eps is None:
+        headline = sweep_eps[-1] if sweep_eps else None
+    else:
+        headline = next((e for e in sweep_eps if same_eps(e, eps)), None)
+        if headline is None:
+            flags.append({"code": "eps_missing", "message": f"no attack results at eps {fmt_eps(eps)} "
+                          f"(attack.json has {', '.join(fmt_eps(e) for e in sweep_eps) or 'none'})"})
+    clean = _attack_proportion(_need(att, "clean.accuracy", ATTACK))
+    cells, sweeps = [], []
+    for a in records:
+        name = _need(a, "name", ATTACK)
+        results = a.get("results") or []
+        params = _scalar_params(a.get("params"))
+        a_norm = a.get("eval_norm") or norm
+        points = [{"eps": 0.0, **clean}]
+        for r in results:
+            points.append({"eps": float(_need(r, "eps", ATTACK)), **_attack_proportion(_need(r, "robust_accuracy", ATTACK))})
+        sweeps.append({"attack": name, "points": points})
+        hit = next((r for r in results if headline is not None and same_eps(float(r["eps"]), headline)), None)
+        if hit is None:
+            continue
+        cells.append({**_attack_proportion(hit["robust_accuracy"]), "name": name, "kind": a.get("kind"),
+                      "eps": float(hit["eps"]), "norm": a_norm, "params": params, "eot": a.get("eot"),
+                      "budget": budget_text(float(hit["eps"]), a_norm, n, params, a.get("eot"),
+                                            bool(a.get("minimum_norm")))})
+    worst = None
+    per_eps = _opt(att, "suite.per_eps", [])
+    if per_eps:
+        sweeps.append({"attack": "worst case", "points": [{"eps": 0.0, **clean}] + [
+            {"eps": float(p["eps"]), **_attack_proportion(p["robust_accuracy"])} for p in per_eps]})
+    p = next((p for p in per_eps if headline is not None and same_eps(float(p["eps"]), headline)), None)
+    if p is None and headline is not None and len(sweep_eps) == 1 and _opt(att, "suite.robust_accuracy"):
+        p = {"eps": headline, "robust_accuracy": att["suite"]["robust_accuracy"]}
+    if p is not None:
+        names = _opt(att, "config.suite", [c["name"] for c in cells])
+        worst = {**_attack_proportion(p["robust_accuracy"]), "eps": float(p["eps"]), "norm": norm,
+                 "strongest_attack": p.get("strongest_attack"), "attacks": list(names),
+                 "budget": budget_text(float(p["eps"]), norm, n, {}, None) + f", {len(names)} attacks"}
+    for check in _opt(att, "masking.checks", []):
+        if isinstance(check, dict) and check.get("flagged"):
+            flags.append({"code": f"masking:{check.get('name', 'check')}",
+                          "message": f"gradient masking? {check.get('message', check.get('name', ''))}"})
+    gate = att.get("gate")
+    if isinstance(gate, dict) and gate.get("passed") is False:
+        flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.get('value')} "
+                      f"below --fail-under {gate.get('fail_under')}"})
+    return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags, "clean": clean,
+            "dataset": _opt(att, "data.dataset"), "model": _opt(att, "target.name")}
+
+
+def _export_part(exp: dict) -> dict[str, Any]:
+    parity = _need(exp, "parity", EXPORT)
+    samples = parity.get("samples")
+    pct = lambda key: None if parity.get(key) is None else float(parity[key]) / 100.0  # noqa: E731 (export.json is in percent)
+    gates = exp.get("gates") or []
+    max_drop = next((g.get("limit") for g in gates if g.get("gate") == "max_drop"), DEFAULT_MAX_DROP)
+    drop = parity.get("drop")
+    record = {"keras_accuracy": pct("keras_accuracy"), "int8": proportion(pct("tflite_accuracy"), samples),
+              "drop_points": drop, "agreement": pct("agreement"), "samples": samples,
+              "max_drop_points": max_drop, "interpreter": parity.get("interpreter")}
+    flags = []
+    if drop is not None and max_drop is not None and drop > max_drop:
+        flags.append({"code": "export_drop", "message": f"accuracy drops {drop:.2f} points at export (Keras "
+                      f"{parity.get('keras_accuracy', 0):.2f}% -> int8 {parity.get('tflite_accuracy', 0):.2f}% "
+                      f"on {samples} samples; max_drop {max_drop:g})"})
+    for g in gates:
+        if g.get("gate") != "max_drop" and g.get("passed") is False:
+            flags.append({"code": "export_gate", "message": f"export gate {g.get('gate')} failed: "
+                          f"{g.get('value'):,} > {g.get('limit'):,} {g.get('unit', '')}".rstrip()})
+    deployed = exp.get("deployed") or {}
+    return {"record": record, "flags": flags, "flash": deployed.get("flash_bytes"),
+            "ram": deployed.get("arena_bytes"), "dataset": exp.get("dataset")}
+
+
+def _fix_for(file: str, path: Path) -> str:
+    return {METRICS: "re-train it (tinyharden train)", FOOTPRINT: f"re-export it (tinyharden export {path})",
+            EXPORT: f"re-export it (tinyharden export {path})",
+            ATTACK: f"re-attack it (tinyharden attack {path})"}[file]
+
+
+def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
+    """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"run '{path}' not found; pass a run folder written by tinyharden train, attack or export")
+    if not path.is_dir():
+        raise UserError(f"'{path}' is a file, not a run folder; pass the folder that holds metrics.json")
+    present = {name: (path / name).is_file() for name in ARTIFACTS}
+    if not present[METRICS] and (path / "recipe.yaml").is_file():
+        raise UserError(f"run '{path}' is missing metrics.json: its training did not finish; finish it with "
+                        f"tinyharden train --resume {path}, or leave it out of the report")
+    if not (present[METRICS] or present[ATTACK] or present[EXPORT]):
+        raise UserError(f"run '{path}' has none of metrics.json, attack.json, export.json; pass a folder written "
+                        "by tinyharden train, attack or export")
+    docs = {name: read_json(path / name) for name in ARTIFACTS if present[name]}
+    for name, doc in docs.items():
+        if not isinstance(doc, dict):
+            raise UserError(f"run '{path}': {name} is not a JSON object; {_fix_for(name, path)}")
+    current = METRICS
+    try:
+        metrics, footprint = docs.get(METRICS), docs.get(FOOTPRINT)
+        row: dict[str, Any] = {
+            "id": run_id or path.name, "label": None, "kind": "measured", "path": str(path), "baseline": False,
+            "dataset": None, "model": None, "quantization": None, "defense": None,
+            "parameters": None, "packed_bytes": None, "flash_bytes": None, "ram_bytes": None, "macs": None,
+            "clean": None, "attacks": [], "worst_case": None, "export": None, "sweeps": [], "flags": [],
+            "missing": [name for name in ARTIFACTS if not present[name]], "source": None, "display": {},
+            "delta": None,
+        }
+        history: list[dict] = []
+        if metrics is not None:
+            test = _need(metrics, "test", METRICS)
+            row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
+            row["clean"]["source"] = METRICS
+            ds = metrics.get("dataset")
+            row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
+            row["model"] = metrics.get("model")
+            row["quantization"] = metrics.get("quantization")
+            row["defense"] = metrics.get("defense")
+            row["parameters"] = metrics.get("parameters")
+            row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
+            history = [{k: h.get(k) for k in _HISTORY_KEYS if k in h}
+                       for h in metrics.get("history") or [] if isinstance(h, dict)]
+        current = FOOTPRINT
+        if footprint is not None:
+            totals = _need(footprint, "totals", FOOTPRINT)
+            row["parameters"] = row["parameters"] if row["parameters"] is not None else totals.get("params")
+            row["packed_bytes"] = totals.get("packed_bytes", row["packed_bytes"])
+            row["macs"] = totals.get("macs")
+            row["flash_bytes"] = _opt(footprint, "deployed.flash_bytes")
+            row["ram_bytes"] = _opt(footprint, "deployed.arena_bytes")
+        current = EXPORT
+        if EXPORT in docs:
+            part = _export_part(docs[EXPORT])
+            row["export"] = part["record"]
+            row["flags"] += part["flags"]
+            row["flash_bytes"] = part["flash"] if part["flash"] is not None else row["flash_bytes"]
+            row["ram_bytes"] = part["ram"] if part["ram"] is not None else row["ram_bytes"]
+            row["dataset"] = row["dataset"] or part["dataset"]
+        current = ATTACK
+        if ATTACK in docs:
+            part = _attack_part(docs[ATTACK], eps)
+            row["attacks"], row["worst_case"], row["sweeps"] = part["cells"], part["worst"], part["sweeps"]
+            row["flags"] += part["flags"]
+            row["dataset"] = row["dataset"] or part["dataset"]
+            row["model"] = row["model"] or part["model"]
+            if row["clean"] is None and part["clean"] is not None:
+                # A bare-model attack folder: its clean accuracy is on the attacked samples only.
+                row["clean"] = {**part["clean"], "source": ATTACK}
+    except _Missing as exc:
+        version = docs.get(current, {}).get("schema_version")
+        seen = f" (schema_version {version})" if version is not None else ""
+        raise UserError(f"run '{path}': {exc}{seen}, a format this report does not read; "
+                        f"{_fix_for(current, path)}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise UserError(f"run '{path}': {current} is malformed ({type(exc).__name__}: {exc}); "
+                        f"{_fix_for(current, path)}") from None
+    return Entry(row, history)
+
+
+def collect(paths: list[Path], *, eps: float | None = None) -> list[Entry]:
+    """Entries for `paths` in order; folders that share a name are told apart by their parent."""
+    unique: dict[Path, Path] = {}
+    for p in map(Path, paths):
+        unique.setdefault(p.resolve(), p)  # the same folder twice is one row
+    paths = list(unique.values())
+    names = [p.resolve().name for p in paths]
+    seen: set[str] = set()
+    entries = []
+    for p, name in zip(paths, names):
+        rid = name if names.count(name) == 1 else f"{p.resolve().parent.name}/{name}"
+        while rid in seen:
+            rid += "'"
+        seen.add(rid)
+        entries.append(load_run(p, eps=eps, run_id=rid))
+    return entries
