@@ -7,8 +7,13 @@ from typing import Optional
 import typer
 
 from tinyharden import __version__
+from tinyharden.cli.attack import attack
 from tinyharden.cli.common import state
 from tinyharden.cli.doctor import doctor
+from tinyharden.cli.export import export
+from tinyharden.cli.quantize import quantize
+from tinyharden.cli.report import report
+from tinyharden.cli.run import run_recipe
 from tinyharden.cli.train import train
 
 app = typer.Typer(
@@ -37,6 +42,11 @@ def main_options(
 # One line per command; each lives in its own module under tinyharden/cli/.
 app.command()(train)
 app.command()(doctor)
+app.command()(export)
+app.command()(attack)
+app.command()(quantize)
+app.command()(report)
+app.command(name="run")(run_recipe)
 
 
 def main() -> None:

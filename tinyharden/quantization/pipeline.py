@@ -1,0 +1,253 @@
+"""`quantize` end to end: float -> post-training quantized -> fine-tuned, measured at each step.
+
+Accuracy and footprint are measured on the same test split three times: the float model,
+its QKeras twin right after conversion (the post-training drop), and the twin after
+quantization-aware fine-tuning with tinyharden's Trainer (the recipe's Jacobian
+regularization, adversarial training and incremental schedule apply). The run folder
+then holds what `train` writes (model.h5, recipe.yaml, metrics.json, env.json, and
+checkpoints while fine-tuning), so `attack`, `export` and `report` take it as it is, plus
+quantize.json. While fine-tuning, ptq_model.h5 holds the starting twin and the saved
+recipe's model.path points at it, so `train --resume` / `quantize --resume` rebuild it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from tinyharden.data import Dataset
+from tinyharden.errors import UserError
+from tinyharden.quantization.convert import INPUT_SCALE, input_rescaling, quantize_model
+from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
+from tinyharden.stats import wilson_interval
+from tinyharden.workspace import atomic_path, atomic_write_json
+
+SCHEMA_VERSION = 1
+QUANTIZE_FILE = "quantize.json"
+PTQ_FILE = "ptq_model.h5"
+
+# Fine-tuning starts from trained weights: a small lr keeps them, cosine settles them.
+FINETUNE_TRAIN = {"optimizer": "adam", "lr": 5e-4, "schedule": "cosine", "batch_size": 128}
+# Crop + flip suit natural images only: a flipped digit is another symbol.
+FINETUNE_AUGMENT = {"cifar10": {"crop": 4, "flip": True}}
+# What a run folder's own recipe passes on to the fine-tune of its model.
+_INHERITED_TRAIN = ("batch_size", "augment", "label_smoothing", "weight_decay")
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (top or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def read_quant_config(path: Path) -> dict:
+    """A `quantization:` section from YAML: the section itself or a recipe holding one."""
+    if not path.is_file():
+        raise UserError(f"quantization config '{path}' not found; pass a YAML file with preset, activation and layers")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: {getattr(exc, 'problem', None) or 'invalid YAML'}; fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping (preset, activation, layers), got {type(data).__name__}")
+    section = data.get("quantization", data)
+    validate({"quantization": section}, source=str(path))  # one-line errors with 'did you mean'
+    return section
+
+
+def _raw_recipe(path: Path) -> dict:
+    load_recipe(path)  # validates, so errors point at the file's lines
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.pop("model", None)  # the model is the one being quantized
+    return data
+
+
+def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe | None = None,
+                 recipe_file: Path | None = None, overrides: list[str] | None = None,
+                 finetune_epochs: int | None = None) -> tuple[Recipe, int]:
+    """(recipe, fine-tune epochs) for a quantize run.
+
+    Layers, lowest first: fine-tune defaults; the source run's recipe (seed, data, batch
+    size, augmentation, robustness); `recipe_file` (all but model:); `quantization`
+    (--config/--preset); dotted `overrides`; `finetune_epochs`. Without --finetune-epochs
+    the fine-tune runs only if the recipe file or an override sets train.epochs.
+    """
+    overrides = list(overrides or [])
+    merged: dict[str, Any] = {"name": name, "data": data,
+                              "train": {**FINETUNE_TRAIN, "augment": FINETUNE_AUGMENT.get(data.get("dataset"), {})}}
+    if inherited is not None:
+        old = inherited.resolved()
+        merged = _merge(merged, {"seed": old["seed"], "data": old["data"], "robustness": old["robustness"],
+                                 "train": {k: old["train"][k] for k in _INHERITED_TRAIN}})
+    file_data = _raw_recipe(recipe_file) if recipe_file is not None else {}
+    merged = _merge(merged, file_data)
+    merged["quantization"] = _merge(merged.get("quantization") or {}, quantization)
+    merged = apply_overrides(merged, overrides)
+    if not (merged.get("data") or {}).get("dataset"):
+        raise UserError("no dataset for the model; pass --data (cifar10, speech_commands, digits, synthetic) "
+                        "or a recipe with data.dataset")
+    epochs_set = "epochs" in (file_data.get("train") or {}) or any(
+        parse_override(o)[0] == ["train", "epochs"] for o in overrides)
+    if finetune_epochs is None:
+        finetune_epochs = int(merged["train"]["epochs"]) if epochs_set else 0
+    if finetune_epochs > 0:
+        merged["train"]["epochs"] = finetune_epochs
+    else:
+        merged["train"].pop("epochs", None)
+        if isinstance(merged["quantization"], dict):
+            merged["quantization"].pop("incremental", None)  # a schedule needs epochs to run in
+    source = "quantize options" + (f" with {recipe_file}" if recipe_file else "") + (f" and {' '.join(overrides)}" if overrides else "")
+    recipe = validate(merged, source=source)
+    if recipe.quantization.preset == "float" and not recipe.quantization.layers:
+        raise UserError("no quantization chosen; pass --preset (stq, ternary, binary, stochastic_binary, int8, int4) "
+                        "or a --config with a preset")
+    return recipe, finetune_epochs
+
+
+def _stage(model, ds: Dataset, footprint: dict) -> dict[str, Any]:
+    from tinyharden.training.trainer import evaluate
+
+    loss, acc = evaluate(model, ds.x_test, ds.y_test)
+    n = len(ds.y_test)
+    lo, hi = wilson_interval(round(acc * n), n)
+    return {"accuracy": acc, "loss": loss, "n": n, "ci95": [lo, hi], "footprint": footprint["totals"]}
+
+
+def _rescaling_name(twin) -> str:
+    return next(layer.name for layer in twin.layers if layer.name.startswith(INPUT_SCALE))
+
+
+def _save_model(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp, save_format="h5", include_optimizer=False)
+
+
+def check_fits(model, ds: Dataset, source: str) -> None:
+    want = tuple(model.input_shape[1:])
+    if want != tuple(ds.input_shape):
+        raise UserError(f"model '{source}' takes inputs {want} but {ds.name} gives {tuple(ds.input_shape)}; "
+                        "pick the dataset the model was trained on (--data)")
+    classes = int(model.output_shape[-1])
+    if classes != ds.num_classes:
+        raise UserError(f"model '{source}' outputs {classes} classes but {ds.name} has {ds.num_classes}; "
+                        "pick the dataset the model was trained on (--data)")
+
+
+def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
+             model_range: tuple[float, float] | None = None, on_progress: Callable | None = None,
+             on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Quantize float `model` under `recipe.quantization`, fine-tune, write the run folder; returns quantize.json."""
+    from tinyharden.footprint import summarize
+    from tinyharden.training import run
+
+    data_range = tuple(float(v) for v in ds.input_range)
+    rescale = input_rescaling(data_range, model_range) if model_range else None
+    reference, _ = quantize_model(model, "float", rescale=rescale)  # the float model, as logits in data units
+    check_fits(reference, ds, source)
+    twin, plan = quantize_model(model, recipe.quantization, rescale=rescale)
+    recipe = recipe.model_copy(deep=True)
+    recipe.model.name = twin.name
+
+    fp_float, fp_q = summarize(reference), summarize(twin)
+    before = _stage(reference, ds, fp_float)
+    ptq = _stage(twin, ds, fp_q)
+
+    trainer = run.start(recipe, workspace, model=twin, dataset=ds, on_progress=on_progress)
+    run_dir = trainer.run_dir
+    if on_start:
+        on_start(run_dir)
+    start_model = run_dir / (PTQ_FILE if finetune_epochs else "model.h5")
+    # Absolute, so a resume from any working directory finds the starting model.
+    trainer.recipe.model.path = str(start_model.resolve())
+    if finetune_epochs:
+        _save_model(twin, start_model)
+    trainer.write_start_files()
+    result: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "finetuning" if finetune_epochs else "done",
+        "run": run_dir.name,
+        "source": source,
+        "dataset": ds.summary(),
+        "input": {"data_range": list(data_range), "model_range": list(model_range or data_range),
+                  "rescaling": None if rescale is None else {"layer": _rescaling_name(twin), "scale": rescale[0], "offset": rescale[1]}},
+        "quantization": recipe.quantization.model_dump(mode="json", exclude_none=True),
+        "layers": [p.as_dict() for p in plan],
+        "stages": {"float": before, "post_training": ptq, "finetuned": None},
+        "finetune": None,
+        "drop_points": None,
+        "footprint": fp_q,
+        "files": [],
+    }
+    atomic_write_json(run_dir / QUANTIZE_FILE, _finalize(result, run_dir))
+    if not finetune_epochs:
+        trainer.finish(0.0)
+        return _write(result, run_dir)
+    return finish_finetune(trainer, result)
+
+
+def finish_finetune(trainer, result: dict[str, Any]) -> dict[str, Any]:
+    """Fine-tune (from the trainer's last checkpoint, if resumed) and complete quantize.json."""
+    metrics = trainer.fit()
+    return _complete(result, metrics, trainer.recipe, trainer.model, trainer.run_dir)
+
+
+def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model, run_dir: Path) -> dict[str, Any]:
+    from tinyharden.footprint import summarize
+
+    test = metrics["test"]
+    result["stages"]["finetuned"] = {"accuracy": test["accuracy"], "loss": test["loss"], "n": test["n"],
+                                     "ci95": test["ci95"], "footprint": summarize(model)["totals"]}
+    result["finetune"] = {
+        "epochs": metrics["epochs"], "train_seconds": metrics["train_seconds"],
+        "optimizer": r.train.optimizer, "lr": r.train.lr, "schedule": r.train.schedule,
+        "batch_size": r.train.batch_size, "augment": r.train.augment.model_dump(),
+        "incremental": None if r.quantization.incremental is None else r.quantization.incremental.model_dump(),
+        "defense": metrics["defense"],
+    }
+    result["status"] = "done"
+    return _write(result, run_dir)
+
+
+def _finalize(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    stages = result["stages"]
+    base = stages["float"]["accuracy"]
+    result["drop_points"] = {k: None if v is None else round(100 * (base - v["accuracy"]), 3)
+                             for k, v in stages.items() if k != "float"}
+    result["files"] = sorted(p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    return result
+
+
+def _write(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    result = _finalize(result, run_dir)
+    if QUANTIZE_FILE not in result["files"]:
+        result["files"] = sorted(result["files"] + [QUANTIZE_FILE])
+    atomic_write_json(run_dir / QUANTIZE_FILE, result)
+    return result
+
+
+def resume(run_dir: Path, *, on_progress: Callable | None = None,
+           on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Continue an interrupted fine-tune of a quantize run folder."""
+    from tinyharden.training import run
+
+    run_dir = Path(run_dir)
+    record = run_dir / QUANTIZE_FILE
+    if not record.is_file():
+        raise UserError(f"'{run_dir}' is not a quantize run folder (no {QUANTIZE_FILE}); "
+                        "pass the folder `tinyharden quantize` created, or use `tinyharden train --resume`")
+    result = json.loads(record.read_text())
+    if result.get("status") == "done":
+        raise UserError(f"quantize run '{run_dir}' already finished; start a new one instead of --resume")
+    if (run_dir / "metrics.json").is_file():  # `train --resume` finished the fine-tune: only the record is left
+        from tinyharden.models import load_model
+
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return _complete(result, metrics, load_recipe(run_dir / "recipe.yaml"), load_model(run_dir / "model.h5"), run_dir)
+    trainer = run.resume(run_dir, on_progress=on_progress)
+    if on_start:
+        on_start(run_dir)
+    return finish_finetune(trainer, result)
