@@ -29,8 +29,10 @@ def test_stochastic_quantizers_sample_in_training_and_not_at_inference(preset, m
     layer = model.get_layer("conv2")
     w = layer.kernel_quantizer_internal(layer.kernel).numpy()
     for c in range(w.shape[-1]):
-        # the straight-through form x + (q - x) leaves ~1e-8 float noise on the levels
-        assert len(np.unique(np.round(w[..., c], 6))) <= max_values
+        # the straight-through form x + (q - x) leaves ~1e-8 float noise on the levels:
+        # compare levels relative to the channel's largest one
+        wc = w[..., c]
+        assert len(np.unique(np.round(wc / np.abs(wc).max(), 3))) <= max_values
 
 
 def test_qkeras_alone_would_not_sample():

@@ -17,9 +17,14 @@ def test_new_run_dir_numbers_existing_names(tmp_path):
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
+    import os
+
     p = tmp_path / "m.json"
     atomic_write_json(p, {"a": 1})
     assert json.loads(p.read_text()) == {"a": 1}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_interrupted_write_keeps_the_old_file_and_no_temp(tmp_path):
