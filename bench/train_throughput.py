@@ -11,7 +11,6 @@ machine noise hits both. Prints images/s and the ratio and writes them to JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

@@ -52,8 +52,10 @@ def attack(
     2 bad arguments or input files; 3 suite robust accuracy below --fail-under; 130 interrupted.
     """
     # Everything cheap is validated before TensorFlow is imported.
-    bar = _parse_fail_under(fail_under)
-    model_range = _parse_range(input_range, "--input-range") if input_range else None
+    from tinyharden.parsing import parse_fraction, parse_range
+
+    bar = parse_fraction(fail_under, "--fail-under")
+    model_range = parse_range(input_range) if input_range else None
     if policy not in ("clip", "reject"):
         raise UserError(f"--policy must be 'clip' or 'reject', got '{policy}'")
     if space not in (None, "features", "waveform"):
@@ -140,32 +142,6 @@ def attack(
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _parse_fail_under(text: str | None) -> float | None:
-    if text is None:
-        return None
-    t = text.strip()
-    try:
-        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise UserError(f"--fail-under must be a robust accuracy such as 0.45 or 45%, got '{text}'") from None
-    if not 0 <= v <= 1:
-        raise UserError(f"--fail-under {text} is outside [0, 1]; give a fraction such as 0.45 or a percentage such as 45%")
-    return v
-
-
-def _parse_range(text: str, flag: str) -> tuple[float, float]:
-    from tinyharden.recipe import parse_number
-
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        lo, hi = (float(parse_number(p)) for p in parts)
-    except ValueError:
-        raise UserError(f"{flag} must be LO,HI such as 0,255 or -1,1, got '{text}'") from None
-    if not hi > lo:
-        raise UserError(f"{flag} {text}: LO must be below HI, e.g. 0,255")
-    return lo, hi
-
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
     import yaml

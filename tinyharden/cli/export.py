@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state, warn
+from tinyharden.parsing import parse_range
 from tinyharden.errors import GateFailed, UserError
 
 _FORMATS = ("tflite", "c")
@@ -18,17 +19,6 @@ def _parse_formats(text: str) -> list[str]:
     if bad or not formats:
         raise UserError(f"unknown export format {', '.join(repr(b) for b in bad) or repr(text)}; use --format tflite,c")
     return formats
-
-
-def _parse_range(text: str) -> tuple[float, float]:
-    parts = text.replace(":", ",").split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--input-range '{text}' must be LO,HI, e.g. 0,255 for raw pixels") from None
-    if hi <= lo:
-        raise UserError(f"--input-range '{text}' is empty; give LO,HI with LO < HI, e.g. 0,255")
-    return lo, hi
 
 
 def _bare_dataset(data: Optional[str], model_path: Path):
@@ -91,7 +81,7 @@ def export(
     Exit codes: 0 ok; 2 bad input; 3 a gate failed (accuracy drop, --max-flash, --max-ram), artifacts written.
     """
     fmt_flag = _parse_formats(formats) if formats is not None else None
-    model_range = _parse_range(input_range) if input_range is not None else None
+    model_range = parse_range(input_range) if input_range is not None else None
 
     from tinyharden.data.base import load_dataset
     from tinyharden.export.pipeline import check_compatible, export_model

@@ -17,20 +17,10 @@ from typing import List, Optional
 import typer
 
 from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state, warn
+from tinyharden.parsing import parse_range
 from tinyharden.errors import UserError
 
 _PRESETS = "stq, ternary, binary, stochastic_binary, int8, int4"
-
-
-def _parse_range(text: str) -> tuple[float, float]:
-    parts = text.replace(":", ",").split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise UserError(f"--input-range '{text}' must be LO,HI, e.g. 0,255 for raw pixels") from None
-    if hi <= lo:
-        raise UserError(f"--input-range '{text}' is empty; give LO,HI with LO < HI, e.g. 0,255")
-    return lo, hi
 
 
 def _check_preset(name: Optional[str], flag: str) -> None:
@@ -89,7 +79,7 @@ def quantize(
         fail(f"give a float model or run folder, e.g. tinyharden quantize model.h5 --data cifar10 --preset stq ({_PRESETS})")
     _check_preset(preset, "--preset")
     _check_preset(ends, "--ends")
-    model_range = _parse_range(input_range) if input_range is not None else None
+    model_range = parse_range(input_range) if input_range is not None else None
     data_section = _data_section(data, data_path)
 
     for flag, path in (("--config", config), ("--recipe", recipe)):

@@ -54,7 +54,7 @@ def report(
     Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
     (each failure is listed: run, gate, value and bar).
     """
-    from tinyharden.report.gates import parse_bytes, parse_fraction
+    from tinyharden.parsing import parse_bytes, parse_fraction
 
     fmt = fmt.lower()
     if fmt not in _FORMATS:

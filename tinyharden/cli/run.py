@@ -106,7 +106,7 @@ def run_recipe(
 
     Exit codes: 0 ok; 2 bad recipe or input; 3 an export or report gate failed (everything written); 130 interrupted.
     """
-    from tinyharden.report.gates import parse_bytes, parse_fraction
+    from tinyharden.parsing import parse_bytes, parse_fraction
 
     bars = {"min_clean": parse_fraction(min_clean, "--min-clean"), "min_robust": parse_fraction(min_robust, "--min-robust"),
             "max_flash": parse_bytes(max_flash, "--max-flash"), "max_ram": parse_bytes(max_ram, "--max-ram")}

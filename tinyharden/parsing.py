@@ -1,0 +1,50 @@
+"""Parsers for command-line values shared by several commands (no TensorFlow)."""
+from __future__ import annotations
+
+import re
+
+from tinyharden.errors import UserError
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "mib": 1024 ** 2}
+
+
+def parse_fraction(text: str | None, flag: str) -> float | None:
+    """An accuracy bar: 0.8 or 80% -> 0.8."""
+    if text is None:
+        return None
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise UserError(f"{flag} must be an accuracy such as 0.8 or 80%, got '{text}'") from None
+    if not 0 <= v <= 1:
+        raise UserError(f"{flag} {text} is outside [0, 1]; give a fraction such as 0.8 or a percentage such as 80%")
+    return v
+
+
+def parse_bytes(text: str | None, flag: str) -> int | None:
+    """65536, 64K, 64KB or 64KiB -> 65536 (K, KB and KiB are all 1024 bytes, as on MCU datasheets)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _BYTE_UNITS:
+        raise UserError(f"{flag} must be a size in bytes such as 65536, 64K or 1MiB, got '{text}'")
+    value = int(float(m.group(1)) * _BYTE_UNITS[unit])
+    if value <= 0:
+        raise UserError(f"{flag} must be a positive size in bytes, got '{text}'")
+    return value
+
+
+def parse_range(text: str, flag: str = "--input-range") -> tuple[float, float]:
+    """LO,HI (fractions allowed) -> (lo, hi), e.g. 0,255 for a model fed raw pixels."""
+    from tinyharden.recipe import parse_number
+
+    parts = [p for p in text.replace(" ", "").replace(":", ",").split(",") if p]
+    try:
+        lo, hi = (float(parse_number(p)) for p in parts)
+    except ValueError:
+        raise UserError(f"{flag} must be LO,HI such as 0,255 or -1,1, got '{text}'") from None
+    if not hi > lo:
+        raise UserError(f"{flag} {text}: LO must be below HI, e.g. 0,255")
+    return lo, hi
