@@ -216,7 +216,10 @@ def test_baseline_marks_a_row_and_gives_deltas(runs):
     assert d["flash_bytes_ratio"] == pytest.approx(0.5) and d["ram_bytes_ratio"] == pytest.approx(0.5)
     assert d["worst_case_points"] is None  # the baseline was never attacked
     assert list(rows) == ["plain", "full"]  # a baseline outside RUN... is added first
-    # A published row can be the baseline too.
+    # A published row can be the baseline too, for runs on its dataset only.
+    doc = report_json(runs["full"], "--references", "all", "--baseline", "published:cifar10-stq-jr")
+    assert rows_by_id(doc)["full"]["delta"] is None  # digits vs CIFAR-10: no meaningful delta
+    write_metrics(runs["full"], acc=0.95, dataset="cifar10")
     doc = report_json(runs["full"], "--references", "all", "--baseline", "published:cifar10-stq-jr")
     full = rows_by_id(doc)["full"]
     assert full["delta"]["clean_points"] == pytest.approx(100 * (0.95 - 0.8244))

@@ -27,7 +27,7 @@ def _ratio(a: Any, b: Any) -> float | None:
 
 
 def apply_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
-    """Mark the row whose id is `baseline` and give every other row its deltas against it."""
+    """Mark the row whose id is `baseline` and give every row on its dataset its deltas against it."""
     base = next((r for r in rows if r["id"] == baseline), None)
     if base is None:
         raise UserError(f"--baseline '{baseline}' is not a row of this report; pass one of its run folders "
@@ -35,7 +35,8 @@ def apply_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
     base_attacks = {c["name"]: c for c in base["attacks"]}
     for row in rows:
         row["baseline"] = row is base
-        if row is base:
+        # Points and ratios across datasets mean nothing (digits vs CIFAR-10): no delta.
+        if row is base or row["dataset"] != base["dataset"]:
             row["delta"] = None
             continue
         row["delta"] = {
