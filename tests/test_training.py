@@ -138,3 +138,23 @@ def test_model_init_copies_float_weights_into_the_quantized_twin(tmp_path):
     assert type(stq.model.get_layer("conv2")).__name__ == "QConv2D"
     with pytest.raises(Exception, match="initialize from"):
         run.start(small_recipe(model={"name": "cnn", "width": 2.0, "init": str(float_run.run_dir)}), tmp_path)
+
+
+def test_audio_augmentation_recomputes_features_each_epoch(tmp_path, shared):
+    r = validate({"name": "kws", "data": {"dataset": "speech_commands", "limit_train": 64}, "model": {"name": "dscnn"},
+                  "train": {"epochs": 1, "batch_size": 32, "augment": {"noise": 0.8, "shift_ms": 100}}})
+    t = run.start(r, tmp_path)
+    e0, e1 = t._epoch_inputs(0), t._epoch_inputs(1)
+    assert e0.shape == t.ds.x_train.shape and np.isfinite(e0).all()
+    from tinyharden.data import frontend
+
+    clean = frontend.mfcc_numpy(t.audio[0])  # the raw clips line up with x_train, limit included
+    np.testing.assert_allclose(clean, t.ds.x_train, atol=5e-3)
+    assert not np.allclose(e0, t.ds.x_train, atol=1e-3)  # augmented, not the stored clean features
+    assert not np.allclose(e0, e1, atol=1e-3)  # fresh augmentation every epoch
+    np.testing.assert_array_equal(e0, t._epoch_inputs(0))  # but reproducible from the seed
+    lo, hi = t.ds.input_range
+    assert e0.min() >= lo - 1e-4 and e0.max() <= hi + 1e-4
+    assert t.fit()["epochs"] == 1
+    with pytest.raises(Exception, match="augment audio features"):
+        run.start(small_recipe(train={"augment": {"noise": 0.5}}), tmp_path)

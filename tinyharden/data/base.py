@@ -110,6 +110,7 @@ def load_dataset(spec, seed: int = 0) -> Dataset:
     if spec.limit_train:
         keep = stratified_limit(ds.y_train, spec.limit_train, seed)
         ds.x_train, ds.y_train = ds.x_train[keep], ds.y_train[keep]
+        ds.meta["train_kept"] = keep  # lets per-sample side data (e.g. raw audio) follow the limit
     if spec.limit_test:
         keep = stratified_limit(ds.y_test, spec.limit_test, seed + 1)
         ds.x_test, ds.y_test = ds.x_test[keep], ds.y_test[keep]

@@ -376,6 +376,14 @@ def _peak_normalize(wav: np.ndarray) -> np.ndarray:
     return x / np.maximum(peak, 1.0)  # digital silence stays zeros
 
 
+def train_waveforms(spec, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The train split's clips as float32 in [-1, 1], in the order of `load_speech_commands`'
+    x_train, and the background-noise recordings: what audio augmentation needs."""
+    pool = load_clips(spec.path, features=False)
+    tr, _, _ = speaker_splits(pool["speakers"], seed, spec.val_fraction, fold=spec.fold, folds=spec.folds)
+    return pool["wav"][tr].astype(np.float32) / 32768.0, load_background_noise(spec.path)
+
+
 def load_speech_commands(spec, seed: int) -> Dataset:
     """The dataset of a recipe's `data:` section (path, val_fraction, fold, folds, space)."""
     waveform = spec.space == "waveform"

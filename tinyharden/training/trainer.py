@@ -125,9 +125,17 @@ class Trainer:
         aug = r.train.augment
         if self.ds.kind != "image" and (aug.crop or aug.flip):
             raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
+        self.audio = None
         if aug.noise or aug.shift_ms:
-            raise UserError("train.augment.noise/shift_ms (audio augmentation) are not supported by the trainer yet; "
-                            "remove them from the recipe")
+            if self.ds.kind != "audio_features":
+                raise UserError(f"train.augment.noise/shift_ms augment audio features, but {self.ds.name} is "
+                                f"{self.ds.kind}; remove them (waveform-space training is not supported)")
+            from tinyharden.data.speech_commands import train_waveforms
+
+            wavs, noise = train_waveforms(r.data, r.seed)
+            if "train_kept" in self.ds.meta:
+                wavs = wavs[self.ds.meta["train_kept"]]
+            self.audio = (wavs, noise)
         n = len(self.ds.y_train)
         self.batch_size = min(r.train.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
@@ -185,6 +193,20 @@ class Trainer:
             self.stage.assign(stage)
             self._log(f"stage {stage}: quantizing {inc.ratios[stage]:.3f} of each layer's channels")
 
+    def _epoch_inputs(self, epoch: int) -> np.ndarray:
+        """Training inputs of one epoch: audio is re-augmented (time shift, background noise)
+        on the raw clips and passed through the front end again, as MLPerf's KWS training does."""
+        if self.audio is None:
+            return self.ds.x_train
+        from tinyharden.data import frontend
+        from tinyharden.data.speech_commands import augment_waveforms
+
+        aug = self.recipe.train.augment
+        wavs, noise = self.audio
+        noisy = augment_waveforms(wavs, np.random.default_rng([self.recipe.seed, epoch, 7]), noise_prob=aug.noise,
+                                  noise_volume=aug.noise_volume, shift_ms=aug.shift_ms, noise_clips=noise)
+        return frontend.mfcc_numpy(noisy)
+
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         r = self.recipe
@@ -195,7 +217,7 @@ class Trainer:
             t0 = time.perf_counter()
             sums = np.zeros(3)
             reg_sum = None
-            batches = train_batches(self.ds.x_train, self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
+            batches = train_batches(self._epoch_inputs(epoch), self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
                                     epoch=epoch, augment=r.train.augment, kind=self.ds.kind)
             for i, (xb, yb) in enumerate(batches):
                 seed = tf.constant([r.seed * 1000003 + epoch, i], tf.int64)
