@@ -12,12 +12,12 @@ Exit codes: 0 ok; 2 bad arguments or input files; 3 the suite's robust accuracy 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
 from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state, warn
-from tinyharden.errors import GateFailed, UserError
+from tinyharden.errors import GateFailed
 
 _HELP_SUITE = "Comma-separated attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer. Default: the recipe's attack.suite, else fgsm,pgd."
 
@@ -51,83 +51,32 @@ def attack(
     Eps is in [0,1] data units (8/255) whatever the model's input range. Exit codes: 0 ok;
     2 bad arguments or input files; 3 suite robust accuracy below --fail-under; 130 interrupted.
     """
-    # Everything cheap is validated before TensorFlow is imported.
-    from tinyharden.parsing import parse_fraction, parse_range
+    from tinyharden.attacks.job import run_attack
 
-    bar = parse_fraction(fail_under, "--fail-under")
-    model_range = parse_range(input_range) if input_range else None
-    if policy not in ("clip", "reject"):
-        raise UserError(f"--policy must be 'clip' or 'reject', got '{policy}'")
-    if space not in (None, "features", "waveform"):
-        raise UserError(f"--space must be 'features' or 'waveform', got '{space}'")
-    if eot is not None and eot < 1:
-        raise UserError(f"--eot must be a positive number of passes, got {eot}")
-    if n is not None and n < 1:
-        raise UserError(f"-n must be at least 1, got {n}")
+    # run_attack validates everything cheap before TensorFlow is imported.
+    with AttackProgress(enabled=progress_enabled()) as prog:
+        outcome = run_attack(model, suite=suite, eps=eps, n=n, norm=norm, data=data, data_path=data_path,
+                             input_range=input_range, recipe=recipe, params=param or (), eot=eot, source=source,
+                             space=space, seed=seed, policy=policy, batch_size=batch_size, fail_under=fail_under,
+                             save_examples=save_examples, checks=checks, unsafe=unsafe, workspace=state.workspace,
+                             progress=prog.update)
+    show(outcome, json_out=json_out)
+    bar, run_dir = outcome.bar, outcome.run_dir
+    if bar is not None and outcome.robust_accuracy < bar:
+        raise GateFailed(f"suite robust accuracy {outcome.robust_accuracy:.4f} is below --fail-under {bar:g} "
+                         f"(results in {run_dir / 'attack.json'})")
 
-    job = _resolve(model, recipe=recipe, data=data, data_path=data_path, space=space, suite=suite, eps=eps, n=n,
-                   norm=norm, eot=eot, params=param or [], seed=seed, source=source)
 
-    from tinyharden.attacks.report import SCHEMA_VERSION, table
-    from tinyharden.attacks.suite import SuiteConfig, run_suite
-    from tinyharden.workspace import atomic_save_npz, atomic_write_json, package_versions, to_json, write_env
-
-    ds = _load_data(job)
-    spec = job["attack"]
-    lo, hi = (float(v) for v in ds.input_range)
-    x = ((ds.x_test[: spec.n] - lo) / (hi - lo)).astype("float32")
-    y = ds.y_test[: spec.n].astype("int64")
-    if len(x) == 0:
-        raise UserError(f"the {ds.name} test split is empty; check the dataset (--data, --data-path)")
-    target, target_info = _build_target(job, ds, model_range, unsafe=unsafe)
-    src = None
-    source_path = job["source"]
-    if source_path is not None:
-        src = _build_source(Path(source_path), ds, model_range, job, unsafe=unsafe)
-        spec.params.setdefault("transfer", {})["source"] = str(source_path)
-
-    config = SuiteConfig(suite=list(spec.suite), eps=list(spec.eps), norm=spec.norm, eot=spec.eot,
-                         params={k: dict(v) for k, v in spec.params.items()}, seed=job["seed"], policy=policy,
-                         batch_size=batch_size, checks=checks)
-    with _Progress(enabled=progress_enabled()) as prog:
-        result = run_suite(target, x, y, config, source=src, progress=prog.update)
-
-    run_dir = job["run_dir"]
-    if run_dir is None:
-        run_dir = job["run_dir"] = new_run_dir_for(model)
-        write_env(run_dir, job["seed"])
-    report: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": "tinyharden attack",
-        "created": _now(),
-        "target": target_info,
-        "data": {"dataset": ds.name, "split": "test", "n": int(len(x)), "first_n": True, "data_seed": job["data_seed"],
-                 "input_range": [lo, hi], "space": job["space"], "units": "eps and norms are in [0,1] data units: "
-                 "(x - lo) / (hi - lo) of the dataset's input_range"},
-        **result.report,
-    }
-    report["config"]["eps_abs"] = [e * (hi - lo) for e in report["config"]["eps"]]
-    report["config"]["recipe"] = job["recipe_sources"]
-    report["config"]["source"] = str(source_path) if src is not None else None
-    report["gate"] = None if bar is None else {"fail_under": bar, "value": result.robust_accuracy,
-                                               "passed": result.robust_accuracy >= bar}
-    if save_examples:
-        arrays = {"x": ds.x_test[: spec.n], "y": y}
-        arrays.update({k: (lo + v * (hi - lo)).astype("float32") for k, v in result.examples.items()})
-        atomic_save_npz(run_dir / "attack_examples.npz", **arrays)
-        report["examples"] = {"file": "attack_examples.npz", "units": f"the dataset's own range [{lo:g}, {hi:g}]",
-                              "keys": {"x": "clean inputs", "y": "labels",
-                                       **{k: ("minimum-norm examples, unclipped to any eps" if "_eps" not in k else
-                                              f"examples at eps {report['config']['eps'][int(k.rsplit('_eps', 1)[1])]:.6g}")
-                                          for k in result.examples}}}
-    else:
-        report["examples"] = None
-    report["versions"] = package_versions()
-    atomic_write_json(run_dir / "attack.json", report)
-
+def show(outcome, *, json_out: bool = False) -> None:
+    """Print an attack's results: the table (or attack.json), the EOT note, masking warnings."""
+    report, run_dir = outcome.report, outcome.run_dir
     if json_out:
+        from tinyharden.workspace import to_json
+
         typer.echo(to_json(report), nl=False)  # raw: no Rich markup or wrapping in machine output
     else:
+        from tinyharden.attacks.report import table
+
         out.print(table(report))
         out.print(f"results: {run_dir / 'attack.json'}", highlight=False)
     eot_n = report["config"]["eot"]
@@ -136,257 +85,11 @@ def attack(
     for check in report["masking"]["checks"]:
         if check["flagged"]:
             warn(f"gradient masking? {check['message']}")
-    if bar is not None and result.robust_accuracy < bar:
-        raise GateFailed(f"suite robust accuracy {result.robust_accuracy:.4f} is below --fail-under {bar:g} "
-                         f"(results in {run_dir / 'attack.json'})")
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    import yaml
-
-    params: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        name, dot, field = key.strip().partition(".")
-        if not sep or not dot or not name or not field:
-            raise UserError(f"--param '{item}' must look like ATTACK.KEY=VALUE, e.g. pgd.steps=40")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        params.setdefault(name, {})[field] = value
-    return params
-
-
-def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm, eot, params, seed,
-             source) -> dict[str, Any]:
-    """Work out model, recipe, data and the attack spec from the arguments (no TF yet)."""
-    from tinyharden.recipe import AttackSpec, DataSpec, Recipe, load_recipe
-
-    model = Path(model)
-    if not model.exists():
-        raise UserError(f"'{model}' not found; pass a run folder, a .h5/.keras model file or a .tflite file")
-    run_recipe: Recipe | None = None
-    run_dir: Path | None = None
-    sources: list[str] = []
-    if model.is_dir():
-        if not (model / "recipe.yaml").is_file():
-            raise UserError(f"'{model}' is not a run folder (no recipe.yaml); pass the folder `tinyharden train` created, or a model file")
-        if not (model / "model.h5").is_file():
-            raise UserError(f"run folder '{model}' has no model.h5 (training unfinished?); finish it with tinyharden train --resume {model}")
-        run_recipe = load_recipe(model / "recipe.yaml")
-        run_dir = model
-        sources.append(str(model / "recipe.yaml"))
-        kind = "keras"
-        path = model / "model.h5"
-    else:
-        suffix = model.suffix.lower()
-        if suffix == ".tflite":
-            kind = "tflite"
-        elif suffix in (".h5", ".hdf5", ".keras"):
-            kind = "keras"
-        else:
-            raise UserError(f"'{model}' is not a model tinyharden can attack; pass a run folder, a .h5/.keras or a .tflite file")
-        path = model
-        beside = model.parent / "recipe.yaml"
-        if recipe is None and data is None and beside.is_file():
-            run_recipe = load_recipe(beside)  # e.g. runs/x/model.tflite: the run's data
-            sources.append(str(beside))
-    user_recipe = load_recipe(recipe) if recipe is not None else None
-    if user_recipe is not None:
-        sources.append(str(recipe))
-
-    # Data: --data, else the recipe's (run folder, or --recipe for a bare model).
-    if data is not None:
-        try:
-            dspec = DataSpec(dataset=data)
-        except Exception:
-            from typing import get_args
-
-            choices = get_args(DataSpec.model_fields["dataset"].annotation)
-            raise UserError(f"unknown dataset '{data}' for --data; choose from {', '.join(choices)}") from None
-    elif run_recipe is not None:
-        dspec = run_recipe.data.model_copy()
-    elif user_recipe is not None and "data" in user_recipe.model_fields_set:
-        dspec = user_recipe.data.model_copy()
-    else:
-        raise UserError(f"'{model.name}' is a bare model file: pass --data DATASET (cifar10, speech_commands, digits, "
-                        "synthetic) and, if its inputs are not in [0,1], --input-range LO,HI")
-    if data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(data_path)})
-    if space is not None:
-        if dspec.dataset != "speech_commands":
-            raise UserError(f"--space applies to speech_commands only; {dspec.dataset} has a single input space")
-    eff_space = space or ("features" if dspec.dataset != "speech_commands" else dspec.space)
-
-    # Attack spec: run recipe < --recipe < flags.
-    base = {}
-    for r in (run_recipe, user_recipe):
-        if r is not None and r.attack is not None:
-            base.update(r.attack.model_dump(exclude_unset=True))
-    flags: dict[str, Any] = {}
-    if suite is not None:
-        flags["suite"] = suite
-    if eps is not None:
-        flags["eps"] = eps
-    if n is not None:
-        flags["n"] = n
-    if norm is not None:
-        flags["norm"] = norm
-    if eot is not None:
-        flags["eot"] = eot
-    merged_params = {k: dict(v) for k, v in base.get("params", {}).items()}
-    for name, kv in _parse_params(params).items():
-        merged_params.setdefault(name, {}).update(kv)
-    try:
-        spec = AttackSpec.model_validate({**base, **flags, "params": merged_params})
-    except Exception as exc:
-        errs = getattr(exc, "errors", lambda: [])()
-        if errs:
-            e = errs[0]
-            loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
-            flag = {"suite": "--suite", "eps": "--eps", "n": "-n", "norm": "--norm", "eot": "--eot"}.get(loc.split(".")[0], loc)
-            raise UserError(f"{flag}: {e['msg'].removeprefix('Value error, ')}") from None
-        raise
-    from tinyharden.attacks.base import attack_class, make_attack
-
-    # Unknown attacks and budget keys fail here, with a 'did you mean', before any work.
-    for name in spec.params:
-        attack_class(name)
-    for name in spec.suite:
-        make_attack(name, spec.params.get(name))
-    source_path = source or spec.params.get("transfer", {}).get("source")
-    if "transfer" not in spec.suite:
-        source_path = None
-    elif source_path is None:
-        raise UserError("the suite includes 'transfer' but no source model; pass --source MODEL (e.g. the float twin's run folder)")
-    elif not Path(source_path).exists():
-        raise UserError(f"transfer source '{source_path}' not found; pass a run folder or a .h5/.keras model file to --source")
-    seed_data = run_recipe.seed if run_recipe is not None else (user_recipe.seed if user_recipe is not None else 0)
-    return {"model": model, "path": path, "kind": kind, "run_dir": run_dir, "data_spec": dspec, "space": eff_space,
-            "attack": spec, "data_seed": seed_data, "seed": seed if seed is not None else seed_data,
-            "recipe_sources": sources, "source": source_path}
-
-
-def _load_data(job):
-    from tinyharden.data import load_dataset
-
-    dspec = job["data_spec"]
-    if dspec.dataset == "speech_commands" and job["space"] == "waveform":
-        dspec = dspec.model_copy(update={"space": "waveform"})
-    return load_dataset(dspec, job["data_seed"])
-
-
-def _frontend_model(model, keras):
-    """Waveform in [0,1] units -> [-1,1] -> MFCC features -> `model`, one graph."""
-    from tinyharden.data import frontend
-
-    class MFCC(keras.layers.Layer):
-        def call(self, w):
-            return frontend.mfcc(w)
-
-    inp = keras.Input(shape=(frontend.CLIP_SAMPLES,), name="waveform01")
-    w = keras.layers.Rescaling(2.0, offset=-1.0, name="to_pcm")(inp)
-    return keras.Model(inp, model(MFCC(name="mfcc")(w)), name=f"{model.name}_waveform")
-
-
-def _load_keras(path: Path, unsafe: bool):
-    from tinyharden.models import load_model, logits_model
-
-    return logits_model(load_model(path, unsafe=unsafe))
-
-
-def _build_target(job, ds, model_range, *, unsafe: bool):
-    path, kind = job["path"], job["kind"]
-    info: dict[str, Any] = {"path": str(path), "kind": kind, "run_dir": str(job["run_dir"]) if job["run_dir"] else None}
-    data_range = tuple(float(v) for v in ds.input_range)
-    if kind == "tflite":
-        try:
-            from tinyharden.export.tflite_target import TFLiteTarget
-        except ImportError as exc:
-            raise UserError(f".tflite targets need tinyharden.export ({exc}); attack the Keras model instead") from None
-        rng = model_range or _export_range(path) or data_range
-        target = TFLiteTarget(path, rng)
-        info["input_range"] = list(rng)
-    else:
-        from tinyharden._tf import keras
-
-        from tinyharden.attacks.target import KerasTarget
-
-        m = _load_keras(path, unsafe)
-        rng = model_range or data_range
-        if job["space"] == "waveform":
-            from tinyharden.data import frontend
-
-            if tuple(m.input_shape[1:]) == frontend.FEATURE_SHAPE:
-                m = _frontend_model(m, keras)
-                rng = (0.0, 1.0)  # the wrapper maps [0,1] to [-1,1] itself
-                info["frontend"] = "tinyharden.data.frontend.mfcc (differentiable), waveform [0,1] -> [-1,1]"
-        target = KerasTarget(m, input_range=rng, name=path.parent.name if path.name == "model.h5" else path.name)
-        info["input_range"] = list(rng)
-    if tuple(target.input_shape) != tuple(ds.input_shape):
-        raise UserError(f"model '{path}' takes inputs of shape {tuple(target.input_shape)} but {ds.name} has "
-                        f"{tuple(ds.input_shape)}; pass the dataset the model was trained on (--data)")
-    if target.num_classes != ds.num_classes:
-        raise UserError(f"model '{path}' has {target.num_classes} outputs but {ds.name} has {ds.num_classes} classes; "
-                        "pass the dataset the model was trained on (--data)")
-    info.update(name=target.name, input_shape=list(target.input_shape), num_classes=target.num_classes,
-                differentiable=bool(target.differentiable))
-    if hasattr(target, "has_stochastic_quantizers"):
-        info["stochastic_quantizers"] = target.has_stochastic_quantizers()
-    return target, info
-
-
-def _export_range(path: Path):
-    import json
-
-    record = path.parent / "export.json"
-    if record.is_file():
-        try:
-            rng = json.loads(record.read_text()).get("input_range")
-            return tuple(float(v) for v in rng) if rng else None
-        except (ValueError, OSError, TypeError):
-            return None
-    return None
-
-
-def _build_source(path: Path, ds, model_range, job, *, unsafe: bool):
-    from tinyharden.attacks.target import KerasTarget
-
-    if not path.exists():
-        raise UserError(f"transfer source '{path}' not found; pass a run folder or a .h5/.keras model file to --source")
-    if path.suffix.lower() == ".tflite":
-        raise UserError("the transfer source must be a Keras model (its gradients are needed), not a .tflite file")
-    if path.is_dir():
-        rng = tuple(float(v) for v in ds.input_range)  # a run folder's model sees the dataset's own units
-        path = path / "model.h5"
-    else:
-        rng = model_range or tuple(float(v) for v in ds.input_range)
-    m = _load_keras(path, unsafe)
-    if job["space"] == "waveform":
-        from tinyharden._tf import keras
-        from tinyharden.data import frontend
-
-        if tuple(m.input_shape[1:]) == frontend.FEATURE_SHAPE:
-            m, rng = _frontend_model(m, keras), (0.0, 1.0)
-    return KerasTarget(m, input_range=rng, name=f"{path.parent.name}/{path.name}")
-
-
-def new_run_dir_for(model: Path) -> Path:
-    from tinyharden.workspace import new_run_dir
-
-    return new_run_dir(state.workspace, f"attack-{model.stem}")
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class _Progress:
+class AttackProgress:
     """A progress bar on stderr when it is a terminal; silent otherwise."""
 
     def __init__(self, enabled: bool):
@@ -395,17 +98,17 @@ class _Progress:
         self._task = None
 
     def __enter__(self):
-        if self.enabled:
+        return self
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._p is None:  # started by the suite's first report, not while data and model load
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                                TimeElapsedColumn(), console=err, transient=True)
             self._p.__enter__()
-        return self
-
-    def update(self, label: str, done: int, total: int) -> None:
-        if self._p is None:
-            return
         if self._task is None:
             self._task = self._p.add_task(label, total=total)
         self._p.update(self._task, description=f"attack: {label}", completed=done, total=total)

@@ -9,33 +9,13 @@ is written first); 130 interrupted.
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import List, Optional
 
 import typer
 
 from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state
 from tinyharden.errors import GateFailed, UserError
-
-
-def call_command(command: Callable, **given: Any) -> Any:
-    """Call a Typer command function in-process with its declared defaults.
-
-    Called directly, a Typer function's unset parameters are OptionInfo objects; this
-    fills them with their defaults, so options the command gains later need no change here.
-    """
-    kwargs = {}
-    for name, p in inspect.signature(command).parameters.items():
-        if name in given:
-            kwargs[name] = given[name]
-        elif isinstance(p.default, typer.models.ParameterInfo):
-            kwargs[name] = p.default.default
-        elif p.default is not inspect.Parameter.empty:
-            kwargs[name] = p.default
-        else:
-            raise TypeError(f"{command.__name__}() needs '{name}'")
-    return command(**kwargs)
 
 
 def _stage(name: str, detail: str = "") -> None:
@@ -58,12 +38,20 @@ def _train(recipe):
 
 
 def _attack(run_dir: Path) -> None:
-    # The attack command is the one place that turns a run folder into attack.json (suite,
-    # report layout, examples); calling it keeps `run` and `attack` byte-for-byte alike.
-    from tinyharden.cli.attack import attack
+    # run_attack is the one place that turns a run folder into attack.json (suite, report
+    # layout, examples), and `show` prints it for `tinyharden attack` too; calling them keeps
+    # `run` and `attack` byte-for-byte alike.
+    from tinyharden.attacks.job import run_attack
+    from tinyharden.cli.attack import AttackProgress, show
+
+    @handle_errors  # as `tinyharden attack RUN`: the one-line error first, then the hint below
+    def attack_run_folder() -> None:
+        with AttackProgress(enabled=progress_enabled()) as prog:
+            outcome = run_attack(run_dir, workspace=state.workspace, progress=prog.update)
+        show(outcome)
 
     try:
-        call_command(attack, model=run_dir)
+        attack_run_folder()
     except typer.Exit as exc:
         if exc.exit_code:
             err.print(f"the trained model is kept in {run_dir}; re-run the attack with: tinyharden attack {run_dir}",
