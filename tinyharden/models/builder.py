@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import qkeras
+from tinyharden._tf import keras  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
 
-from tinyharden._tf import keras
+import qkeras  # noqa: E402
 from tinyharden.quantization.presets import LayerQuantizers, resolve
 from tinyharden.quantization.quantizers import make_quantizer
 from tinyharden.recipe import QuantizationSpec

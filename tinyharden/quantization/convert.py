@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-import qkeras
-
 from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
+
+import qkeras  # noqa: E402
 from tinyharden.errors import UserError
 from tinyharden.quantization.presets import LayerQuantizers, resolve, unused_layer_patterns
 from tinyharden.quantization.quantizers import make_quantizer
