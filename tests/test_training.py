@@ -158,3 +158,16 @@ def test_audio_augmentation_recomputes_features_each_epoch(tmp_path, shared):
     assert t.fit()["epochs"] == 1
     with pytest.raises(Exception, match="augment audio features"):
         run.start(small_recipe(train={"augment": {"noise": 0.5}}), tmp_path)
+
+
+def test_bn_statistics_follow_the_deterministic_weights_of_stq(tmp_path):
+    """After training, BN statistics describe the inference (deterministic) weights, not sampled ones."""
+    from tinyharden._tf import keras
+
+    t = run.start(small_recipe(train={"epochs": 2}), tmp_path)
+    t.fit()
+    conv2 = keras.Model(t.model.inputs, t.model.get_layer("conv2").output)
+    acts = conv2.predict(t.ds.x_train, verbose=0)  # inference: deterministic ternary weights
+    bn = t.model.get_layer("bn2")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), acts.mean(axis=(0, 1, 2)), rtol=0.05, atol=0.02)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), acts.var(axis=(0, 1, 2)), rtol=0.15, atol=0.02)

@@ -12,6 +12,8 @@ syntax, with these classes standing in for QKeras' own stochastic ones.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
@@ -23,9 +25,30 @@ from qkeras.safe_eval import safe_eval  # noqa: E402
 K = keras.backend
 
 
+_FORCE_DETERMINISTIC = False
+
+
+@contextlib.contextmanager
+def deterministic_quantizers():
+    """Quantizers behave as at inference even in training-mode calls.
+
+    For re-estimating batch-norm statistics: BN must see the deterministic weights the
+    model will run with, while still updating its moving averages (training=True).
+    A tf.function traced inside this block keeps the deterministic quantizers.
+    """
+    global _FORCE_DETERMINISTIC
+    before, _FORCE_DETERMINISTIC = _FORCE_DETERMINISTIC, True
+    try:
+        yield
+    finally:
+        _FORCE_DETERMINISTIC = before
+
+
 def _training() -> bool | tf.Tensor:
     from tf_keras.src.engine import base_layer_utils
 
+    if _FORCE_DETERMINISTIC:
+        return False
     training = base_layer_utils.call_context().training
     return False if training is None else training
 
@@ -161,6 +184,10 @@ def make_quantizer(expr: str | None):
 
 def is_stochastic(quantizer) -> bool:
     return isinstance(quantizer, (stochastic_ternary, stochastic_binary, qkeras.stochastic_ternary, qkeras.stochastic_binary))
+
+
+def has_stochastic_quantizers(model) -> bool:
+    return any(is_stochastic(q) for layer in model.layers for q in getattr(layer, "quantizers", []) or [])
 
 
 def bits_of(quantizer) -> int | None:
