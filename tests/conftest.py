@@ -35,3 +35,12 @@ def shared() -> Path:
     if SHARED is None:
         pytest.skip("../shared/data is not beside the checkout")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits dataset, split with seed 0; read-only for the tests that share it."""
+    from tinyharden.data import load_dataset
+    from tinyharden.recipe import DataSpec
+
+    return load_dataset(DataSpec(dataset="digits"), 0)

@@ -14,7 +14,6 @@ import pytest
 
 from tinyharden.attacks import evaluation as ev
 from tinyharden.errors import UserError
-from tinyharden.recipe import DataSpec
 
 EPS = 8 / 255
 
@@ -40,13 +39,6 @@ def tfk():
 
     keras.utils.set_random_seed(0)
     return tf, keras
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from tinyharden.data import load_dataset
-
-    return load_dataset(DataSpec(dataset="digits"), 0)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,6 @@ from tinyharden.models import build_model
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from tinyharden.data.base import load_dataset
-    from tinyharden.recipe import DataSpec
-
-    return load_dataset(DataSpec(dataset="digits"), 0)
-
-
-@pytest.fixture(scope="module")
 def trained_stq(digits):
     """The quickstart STQ cnn after a short real training on digits (~88% test accuracy)."""
     from tinyharden._tf import keras

@@ -41,14 +41,6 @@ def user_model(name="user"):
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from tinyharden.data import load_dataset
-    from tinyharden.recipe import DataSpec
-
-    return load_dataset(DataSpec(dataset="digits"), 0)
-
-
-@pytest.fixture(scope="module")
 def float_model(digits):
     """user_model trained briefly on digits (~95% test accuracy)."""
     keras.utils.set_random_seed(0)
