@@ -94,11 +94,15 @@ class EpochLog:
     quantized_share: float = 1.0
 
 
-def evaluate(model, x, y, batch_size: int = 500) -> tuple[float, float]:
-    """(mean loss, accuracy) with the model in inference mode."""
+def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, float]:
+    """(mean loss, accuracy) with the model in inference mode.
+
+    Pass `step` (from `make_eval_step(model)`) when evaluating repeatedly, so the graph
+    is traced once rather than on every call.
+    """
     if len(y) == 0:
         return float("nan"), float("nan")
-    step = make_eval_step(model)
+    step = step or make_eval_step(model)
     loss = correct = 0.0
     for xb, yb in eval_batches(x, y, batch_size):
         l, c = step(xb, yb)
@@ -158,6 +162,7 @@ class Trainer:
                                         stage=self.stage, masks=self.masks)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.run_dir / "checkpoints"), max_to_keep=2)
         self.train_step = make_train_step(self.model, self.optimizer, self.step_cfg)
+        self.eval_step = make_eval_step(self.model)
         self._bn_forward = None
         if tq.has_stochastic_quantizers(self.model) and any(
                 isinstance(l, keras.layers.BatchNormalization) for l in self.model.layers):
@@ -267,7 +272,7 @@ class Trainer:
             t_train += seconds
             steps = max(1, self.steps_per_epoch)
             self.reestimate_bn()
-            val_loss, val_acc = evaluate(self.model, self.ds.x_val, self.ds.y_val) if len(self.ds.y_val) else (None, None)
+            val_loss, val_acc = evaluate(self.model, self.ds.x_val, self.ds.y_val, step=self.eval_step) if len(self.ds.y_val) else (None, None)
             log = EpochLog(
                 epoch=epoch + 1, loss=sums[0] / steps, ce=sums[1] / steps,
                 reg=[] if reg_sum is None else (reg_sum / steps).tolist(),
@@ -289,7 +294,7 @@ class Trainer:
         for m in self.masks:  # the shipped model is fully quantized whatever the schedule did
             m.assign(tf.ones_like(m))
         self.reestimate_bn()
-        test_loss, test_acc = evaluate(self.model, self.ds.x_test, self.ds.y_test)
+        test_loss, test_acc = evaluate(self.model, self.ds.x_test, self.ds.y_test, step=self.eval_step)
         n = len(self.ds.y_test)
         lo, hi = wilson_interval(round(test_acc * n), n)
         total_time = sum(h["seconds"] for h in self.history)
