@@ -69,7 +69,7 @@ def main() -> None:
     x = ds.x_train[:n]
     y = ds.y_train[:n]
     jr = recipe.robustness.jacobian
-    lam = jr.lam if jr and jr.lam is not None else 0.01
+    lam = jr.lambdas()[0] if jr else 0.01
     fraction = jr.batch_fraction if jr else 1.0
 
     ours_model = build_for_recipe(recipe, ds)

@@ -11,8 +11,8 @@ from tinyharden.recipe import apply_overrides, dump_recipe, load_recipe
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "r.yaml"
+def write(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    p = tmp_path / name
     p.write_text(text)
     return p
 
@@ -36,8 +36,12 @@ attack: {suite: "pgd,square", eps: "1/255"}
     assert r.attack.suite == ["pgd", "square"] and r.attack.eps == [pytest.approx(1 / 255)]
     layers = r.robustness.jacobian.layers
     assert [l.name for l in layers] == ["logits", "act1"] and layers[1].lam == 0.5
+    assert r.robustness.jacobian.lambdas() == [0.02, 0.5]
     text = dump_recipe(r)
     assert "lambda: 0.5" in text and "val_fraction" in text  # defaults are written out
+    # A run folder's recipe.yaml is what --resume reads: it must give the same lambdas.
+    again = load_recipe(write(tmp_path, text, "again.yaml"))
+    assert again.robustness.jacobian.lambdas() == [0.02, 0.5]
 
 
 MALFORMED = [

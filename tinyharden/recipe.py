@@ -126,7 +126,9 @@ class TrainSpec(_Section):
 
 class JacobianLayer(_Section):
     name: str
-    lam: Number = Field(0.01, ge=0, alias="lambda")
+    # None, not a number, so a resolved recipe written to a run folder reads back the same:
+    # a written-out default would otherwise override `jacobian.lambda` on --resume.
+    lam: Number | None = Field(None, ge=0, alias="lambda", description="this layer's lambda (default: jacobian.lambda)")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -145,6 +147,11 @@ class JacobianSpec(_Section):
     projections: int = Field(1, gt=0)
     batch_fraction: float = Field(1.0, gt=0, le=1, description="share of each batch the regularizer is computed on")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def lambdas(self) -> list[float]:
+        """Each layer's lambda: its own, else `lambda`, else 0.01."""
+        default = self.lam if self.lam is not None else 0.01
+        return [l.lam if l.lam is not None else default for l in self.layers]
 
 
 class AdversarialSpec(_Section):

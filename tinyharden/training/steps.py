@@ -38,9 +38,7 @@ class StepConfig:
         cfg = cls(num_classes=num_classes, label_smoothing=recipe.train.label_smoothing, lo=lo, hi=hi)
         jr = recipe.robustness.jacobian
         if jr is not None:
-            default = jr.lam if jr.lam is not None else 0.01
-            lams = tuple(l.lam if "lam" in l.model_fields_set else default for l in jr.layers)
-            pairs = [(l.name, lam) for l, lam in zip(jr.layers, lams) if lam > 0]
+            pairs = [(l.name, lam) for l, lam in zip(jr.layers, jr.lambdas()) if lam > 0]
             cfg.jr_layers = tuple(p[0] for p in pairs)
             cfg.jr_lambdas = tuple(p[1] for p in pairs)
             cfg.jr_projections = jr.projections
