@@ -3,8 +3,11 @@
 The plain version is what a user would write from the Keras docs: a `keras.Model` whose
 `train_step` computes the same loss (cross-entropy + lambda * random-projection Jacobian
 penalty on the logits, on the same share of the batch), run with `model.fit`. Same model
-(built from the recipe), same batches, same process; the two alternate in rounds so
-machine noise hits both. Prints images/s and the ratio and writes them to JSON.
+(built from the recipe), same batches, same process; they alternate in rounds so
+machine noise hits all. tinyharden's step runs twice: in float32, and with
+`train.precision=mixed_bfloat16` (convolutions in bfloat16, quantizers in float32); the
+plain version runs in Keras' default float32. Prints images/s and the ratios and writes
+them to JSON.
 
     python bench/train_throughput.py [--recipe recipes/cifar10-stq-jr.yaml] [--steps 30] [--rounds 3]
 """
@@ -22,6 +25,7 @@ from tinyharden.defenses.jacobian import random_unit
 from tinyharden.recipe import load_recipe
 from tinyharden.training.schedules import make_optimizer
 from tinyharden.training.steps import StepConfig, make_train_step
+from tinyharden.training import precision
 from tinyharden.training.trainer import build_for_recipe
 from tinyharden.workspace import atomic_write_json, package_versions
 
@@ -72,18 +76,21 @@ def main() -> None:
     lam = jr.lambdas()[0] if jr else 0.01
     fraction = jr.batch_fraction if jr else 1.0
 
-    ours_model = build_for_recipe(recipe, ds)
     cfg = StepConfig.from_recipe(recipe, ds.num_classes, ds.input_range)
-    ours_step = make_train_step(ours_model, make_optimizer(recipe.train, args.steps), cfg)
+    steps = {}
+    for prec in precision.POLICIES:
+        with precision.policy(prec):
+            model = build_for_recipe(recipe, ds, init=False)  # weights do not change the speed
+        steps[prec] = make_train_step(model, make_optimizer(recipe.train, args.steps), cfg)
     batches = [(tf.constant(x[i:i + bs]), tf.constant(y[i:i + bs])) for i in range(0, n, bs)]
 
-    plain = PlainJR(build_for_recipe(recipe, ds), lam, fraction, ds.num_classes)
+    plain = PlainJR(build_for_recipe(recipe, ds, init=False), lam, fraction, ds.num_classes)
     plain.compile(optimizer=make_optimizer(recipe.train, args.steps))
 
-    def run_ours():
+    def run_ours(prec):
         t = time.perf_counter()
         for i, (xb, yb) in enumerate(batches):
-            loss = ours_step(xb, yb, tf.constant([0, i], tf.int64))[0]
+            loss = steps[prec](xb, yb, tf.constant([0, i], tf.int64))[0]
         float(loss)
         return n / (time.perf_counter() - t)
 
@@ -92,22 +99,32 @@ def main() -> None:
         plain.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
         return n / (time.perf_counter() - t)
 
-    run_ours(), run_plain()  # compile both before timing
-    ours, theirs = [], []
+    for prec in steps:  # compile everything before timing
+        run_ours(prec)
+    run_plain()
+    ours = {prec: [] for prec in steps}
+    theirs = []
     for r in range(args.rounds):
-        ours.append(run_ours())
+        for prec in steps:
+            ours[prec].append(run_ours(prec))
         theirs.append(run_plain())
-        print(f"round {r + 1}: tinyharden {ours[-1]:.0f} img/s, plain model.fit {theirs[-1]:.0f} img/s")
+        print(f"round {r + 1}: tinyharden float32 {ours['float32'][-1]:.0f} img/s, tinyharden mixed_bfloat16 "
+              f"{ours['mixed_bfloat16'][-1]:.0f} img/s, plain model.fit {theirs[-1]:.0f} img/s")
+    med = {prec: float(np.median(v)) for prec, v in ours.items()}
+    plain_med = float(np.median(theirs))
     result = {
-        "recipe": args.recipe, "model": ours_model.name, "parameters": int(ours_model.count_params()),
+        "recipe": args.recipe, "model": recipe.model.name, "parameters": int(plain.inner.count_params()),
         "batch_size": bs, "steps_per_round": args.steps, "rounds": args.rounds,
         "jr_lambda": lam, "jr_batch_fraction": fraction,
-        "tinyharden_images_per_s": float(np.median(ours)), "plain_fit_images_per_s": float(np.median(theirs)),
-        "ratio": float(np.median(ours) / np.median(theirs)),
-        "per_round": {"tinyharden": ours, "plain_fit": theirs}, "versions": package_versions(),
+        "tinyharden_images_per_s": med["mixed_bfloat16"], "tinyharden_float32_images_per_s": med["float32"],
+        "plain_fit_images_per_s": plain_med,
+        "ratio": med["mixed_bfloat16"] / plain_med, "ratio_float32": med["float32"] / plain_med,
+        "per_round": {"tinyharden_mixed_bfloat16": ours["mixed_bfloat16"], "tinyharden_float32": ours["float32"],
+                      "plain_fit": theirs},
+        "versions": package_versions(),
     }
-    print(f"median: tinyharden {result['tinyharden_images_per_s']:.0f} img/s, plain {result['plain_fit_images_per_s']:.0f} img/s, "
-          f"ratio {result['ratio']:.2f}x")
+    print(f"median: tinyharden mixed_bfloat16 {med['mixed_bfloat16']:.0f} img/s ({result['ratio']:.2f}x), "
+          f"float32 {med['float32']:.0f} img/s ({result['ratio_float32']:.2f}x), plain model.fit {plain_med:.0f} img/s")
     atomic_write_json(Path(args.out), result)
 
 

@@ -80,3 +80,24 @@ def test_incremental_prefers_channels_with_small_error():
     picks = np.array([incremental.choose_channels(errors, 0.5, np.random.default_rng(s)) for s in range(200)])
     assert picks[:, :2].mean() > 0.9 and picks[:, 2:].mean() < 0.1
     assert (picks.sum(1) == 2).all()
+
+
+def test_stq_under_mixed_bfloat16_samples_keeps_three_levels_and_an_exact_relu_grid():
+    """train.precision=mixed_bfloat16: layers compute in bfloat16, quantizers stay correct."""
+    from tinyharden.training import precision
+
+    with precision.policy("mixed_bfloat16"):
+        model = build_model("cnn", quantization={"preset": "stq", "activation": "quantized_relu(8,3)"})
+    x = tf.random.uniform([8, 8, 8, 1], seed=3)
+    t1, t2 = model(x, training=True), model(x, training=True)
+    assert t1.dtype == tf.bfloat16
+    assert float(tf.reduce_max(tf.abs(tf.cast(t1 - t2, tf.float32)))) > 1e-2, "STQ must still sample"
+    np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
+    layer = model.get_layer("conv2")
+    w = tf.cast(layer.kernel_quantizer_internal(tf.cast(layer.kernel, tf.bfloat16)), tf.float32).numpy()
+    for c in range(w.shape[-1]):
+        assert len(np.unique(w[..., c])) <= 3
+    relu = make_quantizer("quantized_relu(8,3)")
+    a = tf.random.uniform([1000], 0, 9, seed=4)
+    np.testing.assert_array_equal(tf.cast(relu(tf.cast(a, tf.bfloat16)), tf.float32).numpy(),
+                                  relu(tf.cast(tf.cast(a, tf.bfloat16), tf.float32)).numpy())

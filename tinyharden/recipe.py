@@ -122,6 +122,9 @@ class TrainSpec(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     checkpoint_every: int = Field(1, gt=0, description="epochs between checkpoints")
+    precision: Literal["float32", "mixed_bfloat16"] = Field(
+        "float32", description="mixed_bfloat16 computes convolutions in bfloat16 (about 2x faster on CPUs with "
+                               "AVX-512 BF16); quantizers and the saved model stay float32")
 
 
 class JacobianLayer(_Section):

@@ -9,7 +9,8 @@ from tinyharden._tf import tf
 
 
 def _ce(logits, y):
-    return tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    # float32 even for a mixed-precision model, whose logits are bfloat16
+    return tf.keras.losses.sparse_categorical_crossentropy(y, tf.cast(logits, tf.float32), from_logits=True)
 
 
 def linf_pgd(model, x, y, *, eps, step_size, steps: int, lo=0.0, hi=1.0, random_start: bool = True,

@@ -34,11 +34,11 @@ def random_unit(like):
 
 def frobenius_estimate(tape, out, x, projections: int = 1):
     """Per-sample estimate of ||d out / d x||_F^2 (needs `tape` watching x, persistent if projections>1)."""
-    c = tf.cast(tf.reduce_prod(tf.shape(out)[1:]), out.dtype)
+    c = tf.cast(tf.reduce_prod(tf.shape(out)[1:]), tf.float32)
     total = 0.0
     for _ in range(projections):
         v = random_unit(out)
-        g = tape.gradient(out, x, output_gradients=v)
+        g = tf.cast(tape.gradient(out, x, output_gradients=v), tf.float32)  # out may be bfloat16
         total += tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1)
     return c * total / projections
 

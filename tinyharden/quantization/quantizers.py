@@ -106,6 +106,26 @@ def _binary_sample(self, x):
     return x + tf.stop_gradient(-x + scale * q)
 
 
+def _in_float32(call):
+    """Run a quantizer's arithmetic in float32 and return the input's dtype.
+
+    Under the `mixed_bfloat16` policy a layer hands its quantizers bfloat16 tensors, and
+    QKeras casts its results to float32 (the layer's convolution then refuses the mix).
+    Quantizing in float32 keeps scales and thresholds exact; the result is cast back, which
+    keeps ternary/binary levels distinct and the 8-bit ReLU grid exact (k/32 below 8 fits
+    bfloat16's 8-bit significand). Casts pass gradients, so the straight-through estimator
+    is unchanged.
+    """
+    def wrapped(self, x):
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or dtype == tf.float32 or not tf.as_dtype(dtype).is_floating:
+            return call(self, x)
+        return tf.cast(call(self, tf.cast(x, tf.float32)), dtype)
+
+    wrapped.__doc__ = call.__doc__
+    return wrapped
+
+
 def _switch(training, stochastic, deterministic):
     if isinstance(training, bool):
         return stochastic() if training else deterministic()
@@ -125,6 +145,7 @@ class _MaskMixin:
 class stochastic_ternary(_MaskMixin, qkeras.stochastic_ternary):  # noqa: N801 - QKeras naming
     """Ternary weights {-a, 0, +a}; sampled while training, deterministic at inference."""
 
+    @_in_float32
     def __call__(self, x):
         q = _switch(_training(), lambda: _ternary_sample(self, x), lambda: qkeras.ternary.__call__(self, x))
         return _mix_incremental(self, x, q)
@@ -134,6 +155,7 @@ class stochastic_ternary(_MaskMixin, qkeras.stochastic_ternary):  # noqa: N801 -
 class stochastic_binary(_MaskMixin, qkeras.stochastic_binary):  # noqa: N801
     """Binary weights {-a, +a}; sampled while training, deterministic at inference."""
 
+    @_in_float32
     def __call__(self, x):
         q = _switch(_training(), lambda: _binary_sample(self, x), lambda: qkeras.binary.__call__(self, x))
         return _mix_incremental(self, x, q)
@@ -141,24 +163,35 @@ class stochastic_binary(_MaskMixin, qkeras.stochastic_binary):  # noqa: N801
 
 @keras.utils.register_keras_serializable(package="tinyharden")
 class ternary(_MaskMixin, qkeras.ternary):  # noqa: N801
+    @_in_float32
     def __call__(self, x):
         return _mix_incremental(self, x, super().__call__(x))
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
 class binary(_MaskMixin, qkeras.binary):  # noqa: N801
+    @_in_float32
     def __call__(self, x):
         return _mix_incremental(self, x, super().__call__(x))
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
 class quantized_bits(_MaskMixin, qkeras.quantized_bits):  # noqa: N801
+    @_in_float32
     def __call__(self, x):
         return _mix_incremental(self, x, super().__call__(x))
 
 
+@keras.utils.register_keras_serializable(package="tinyharden")
+class quantized_relu(qkeras.quantized_relu):  # noqa: N801
+    @_in_float32
+    def __call__(self, x):
+        return super().__call__(x)
+
+
 # Names in a quantizer expression resolve here first, then to QKeras' own.
 _OURS = {
+    "quantized_relu": quantized_relu,
     "stochastic_ternary": stochastic_ternary,
     "stochastic_binary": stochastic_binary,
     "ternary": ternary,

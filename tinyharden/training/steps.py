@@ -60,6 +60,7 @@ def make_train_step(model, optimizer, cfg: StepConfig):
     persistent = cfg.jr_projections > 1 or len(cfg.jr_layers) > 1
 
     def loss_ce(y, logits):
+        logits = tf.cast(logits, tf.float32)  # bfloat16 under mixed precision
         onehot = tf.one_hot(y, cfg.num_classes)
         return tf.reduce_mean(tf.keras.losses.categorical_crossentropy(
             onehot, logits, from_logits=True, label_smoothing=cfg.label_smoothing))
@@ -104,7 +105,7 @@ def make_train_step(model, optimizer, cfg: StepConfig):
 def make_eval_step(model):
     @tf.function
     def evaluate(x, y):
-        logits = model(x, training=False)
+        logits = tf.cast(model(x, training=False), tf.float32)
         loss = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), y), tf.float32))
         return loss, correct

@@ -23,14 +23,15 @@ from tinyharden.quantization import incremental
 from tinyharden.quantization import quantizers as tq
 from tinyharden.recipe import Recipe, dump_recipe
 from tinyharden.stats import wilson_interval
+from tinyharden.training import precision
 from tinyharden.training.pipeline import eval_batches, train_batches
 from tinyharden.training.schedules import make_optimizer
 from tinyharden.training.steps import StepConfig, make_eval_step, make_train_step
 from tinyharden.workspace import atomic_path, atomic_write_json, atomic_write_text, write_env
 
 
-def build_for_recipe(recipe: Recipe, ds: Dataset):
-    """The recipe's model, shaped for the dataset, outputting logits."""
+def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
+    """The recipe's model, shaped for the dataset, outputting logits (`init`: load `model.init`)."""
     from tinyharden.models import build_model, load_model, logits_model
 
     if recipe.model.path:
@@ -44,7 +45,7 @@ def build_for_recipe(recipe: Recipe, ds: Dataset):
         raise UserError(f"model.input_shape {list(shape)} does not match {ds.name} inputs {list(ds.input_shape)}; remove model.input_shape")
     model = build_model(recipe.model.name, shape, recipe.model.num_classes or ds.num_classes, recipe.quantization,
                         width=recipe.model.width, weight_decay=recipe.train.weight_decay if recipe.train.optimizer != "adamw" else 0.0)
-    if recipe.model.init:
+    if init and recipe.model.init:
         init_weights(model, recipe.model.init)
     return model
 
@@ -111,6 +112,10 @@ def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, floa
     return loss / len(y), correct / len(y)
 
 
+PRECISION_NEEDS_RECIPE_MODEL = ("train.precision={} applies to models built from a recipe; "
+                                "fine-tune a ready model with train.precision=float32")
+
+
 @dataclass
 class Trainer:
     recipe: Recipe
@@ -126,7 +131,10 @@ class Trainer:
         self.run_dir = Path(self.run_dir)
         keras.utils.set_random_seed(r.seed)
         if self.model is None:
-            self.model = build_for_recipe(r, self.ds)
+            with precision.policy(r.train.precision):
+                self.model = build_for_recipe(r, self.ds)
+        elif r.train.precision != "float32":
+            raise UserError(PRECISION_NEEDS_RECIPE_MODEL.format(r.train.precision))
         aug = r.train.augment
         if self.ds.kind != "image" and (aug.crop or aug.flip):
             raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
@@ -162,6 +170,9 @@ class Trainer:
                                         stage=self.stage, masks=self.masks)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.run_dir / "checkpoints"), max_to_keep=2)
         self.train_step = make_train_step(self.model, self.optimizer, self.step_cfg)
+        self._trace_inference()
+
+    def _trace_inference(self) -> None:
         self.eval_step = make_eval_step(self.model)
         self._bn_forward = None
         if tq.has_stochastic_quantizers(self.model) and any(
@@ -293,6 +304,9 @@ class Trainer:
     def finish(self, train_seconds: float = 0.0) -> dict:
         for m in self.masks:  # the shipped model is fully quantized whatever the schedule did
             m.assign(tf.ones_like(m))
+        if self.recipe.train.precision != "float32":
+            self.model = precision.float32_twin(self.model, lambda: build_for_recipe(self.recipe, self.ds, init=False))
+            self._trace_inference()
         self.reestimate_bn()
         test_loss, test_acc = evaluate(self.model, self.ds.x_test, self.ds.y_test, step=self.eval_step)
         n = len(self.ds.y_test)
