@@ -23,9 +23,9 @@ from tinyharden._tf import keras, tf
 from tinyharden.data import load_dataset
 from tinyharden.defenses.jacobian import random_unit
 from tinyharden.recipe import load_recipe
+from tinyharden.training import precision
 from tinyharden.training.schedules import make_optimizer
 from tinyharden.training.steps import StepConfig, make_train_step
-from tinyharden.training import precision
 from tinyharden.training.trainer import build_for_recipe
 from tinyharden.workspace import atomic_write_json, package_versions
 

@@ -16,10 +16,9 @@ def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, **callba
     `model` (outputting logits) and `dataset` replace the recipe's when given, e.g. to
     fine-tune a model `tinyharden quantize` produced.
     """
-    from tinyharden.training.trainer import PRECISION_NEEDS_RECIPE_MODEL, Trainer
+    from tinyharden.training.trainer import Trainer, check_precision
 
-    if model is not None and recipe.train.precision != "float32":  # before a run folder exists
-        raise UserError(PRECISION_NEEDS_RECIPE_MODEL.format(recipe.train.precision))
+    check_precision(recipe, model)  # before a run folder exists
     ds = dataset if dataset is not None else load_dataset(recipe.data, recipe.seed)
     run_dir = new_run_dir(workspace, recipe.name)
     trainer = Trainer(recipe, ds, run_dir, model=model, **callbacks)

@@ -112,8 +112,11 @@ def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, floa
     return loss / len(y), correct / len(y)
 
 
-PRECISION_NEEDS_RECIPE_MODEL = ("train.precision={} applies to models built from a recipe; "
-                                "fine-tune a ready model with train.precision=float32")
+def check_precision(recipe: Recipe, model=None) -> None:
+    """mixed_bfloat16 needs a model tinyharden builds: a loaded one keeps the dtype it was saved with."""
+    if recipe.train.precision != "float32" and (model is not None or recipe.model.path):
+        raise UserError(f"train.precision={recipe.train.precision} applies to zoo models built from a recipe; "
+                        "fine-tune a ready model with train.precision=float32")
 
 
 @dataclass
@@ -130,11 +133,10 @@ class Trainer:
         r = self.recipe
         self.run_dir = Path(self.run_dir)
         keras.utils.set_random_seed(r.seed)
+        check_precision(r, self.model)
         if self.model is None:
             with precision.policy(r.train.precision):
                 self.model = build_for_recipe(r, self.ds)
-        elif r.train.precision != "float32":
-            raise UserError(PRECISION_NEEDS_RECIPE_MODEL.format(r.train.precision))
         aug = r.train.augment
         if self.ds.kind != "image" and (aug.crop or aug.flip):
             raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
