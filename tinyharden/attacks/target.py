@@ -115,10 +115,9 @@ class KerasTarget:
 
     # --- stochastic models
     def has_stochastic_quantizers(self) -> bool:
-        from tinyharden.quantization.quantizers import is_stochastic
+        from tinyharden.quantization.quantizers import has_stochastic_quantizers
 
-        return any(is_stochastic(getattr(layer, attr, None)) for layer in _all_layers(self.model)
-                   for attr in ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal"))
+        return has_stochastic_quantizers(self.model)
 
     def stochastic_at_inference(self, x: np.ndarray) -> bool:
         """True if two inference passes on `x` differ (a noise layer left on, say)."""
@@ -132,13 +131,6 @@ class KerasTarget:
         """Context in which `logits(x, training=True)` samples the stochastic quantizers
         while BatchNorm keeps its moving statistics and Dropout stays off."""
         return _SamplingMode(self.data_model)
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):  # nested models, including our range wrapper
-            yield from _all_layers(layer)
 
 
 class _SamplingMode:
@@ -159,9 +151,10 @@ class _SamplingMode:
 
     def __enter__(self):
         from tinyharden._tf import keras
+        from tinyharden.quantization.quantizers import all_layers
 
         L = keras.layers
-        for layer in _all_layers(self.model):
+        for layer in all_layers(self.model):
             if isinstance(layer, L.BatchNormalization):
                 self._saved.append((layer, "trainable", layer.trainable))
                 layer.trainable = False

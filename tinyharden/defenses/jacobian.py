@@ -38,7 +38,7 @@ def frobenius_estimate(tape, out, x, projections: int = 1):
     total = 0.0
     for _ in range(projections):
         v = random_unit(out)
-        g = tf.cast(tape.gradient(out, x, output_gradients=v), tf.float32)  # out may be bfloat16
+        g = tape.gradient(out, x, output_gradients=v)  # dtype of x (float32) even when out is bfloat16
         total += tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1)
     return c * total / projections
 

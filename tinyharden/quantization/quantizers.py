@@ -219,8 +219,20 @@ def is_stochastic(quantizer) -> bool:
     return isinstance(quantizer, (stochastic_ternary, stochastic_binary, qkeras.stochastic_ternary, qkeras.stochastic_binary))
 
 
+_WEIGHT_QUANTIZERS = ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal")
+
+
+def all_layers(model):
+    """Every layer of `model`, descending into nested models (e.g. an attack target's range wrapper)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 def has_stochastic_quantizers(model) -> bool:
-    return any(is_stochastic(q) for layer in model.layers for q in getattr(layer, "quantizers", []) or [])
+    """True if a weight quantizer of any layer, nested models included, samples while training."""
+    return any(is_stochastic(getattr(layer, attr, None)) for layer in all_layers(model) for attr in _WEIGHT_QUANTIZERS)
 
 
 def bits_of(quantizer) -> int | None:
