@@ -123,8 +123,8 @@ class TrainSpec(_Section):
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     checkpoint_every: int = Field(1, gt=0, description="epochs between checkpoints")
     precision: Literal["float32", "mixed_bfloat16"] = Field(
-        "float32", description="mixed_bfloat16 computes convolutions in bfloat16 (about 2x faster on CPUs with "
-                               "AVX-512 BF16); quantizers and the saved model stay float32")
+        "float32", description="mixed_bfloat16 computes convolutions in bfloat16 (faster on CPUs with AVX-512 BF16); "
+                               "quantizers and the saved model stay float32")
 
 
 class JacobianLayer(_Section):
