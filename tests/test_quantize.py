@@ -191,6 +191,57 @@ def test_interrupted_finetune_resumes_from_the_saved_quantized_model(float_model
     assert pipeline.resume(run_dir)["stages"]["finetuned"] == record["stages"]["finetuned"]
 
 
+def test_distillation_from_the_float_model_is_kept_for_resume_and_changes_the_loss(float_model, digits, tmp_path):
+    recipe, epochs = pipeline.build_recipe(name="q-kd", data={"dataset": "digits"}, quantization={"preset": "stq"},
+                                           overrides=["train.batch_size=256", "train.distill.weight=1.0"],
+                                           finetune_epochs=2, distill=True)
+    assert recipe.train.distill.weight == 1.0 and recipe.train.distill.teacher is None
+
+    def stop_in_second_epoch(epoch, step, steps, stats):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.quantize(float_model, recipe, digits, tmp_path, source="m", finetune_epochs=epochs,
+                          on_progress=stop_in_second_epoch)
+    run_dir = next(tmp_path.iterdir())
+    teacher = run_dir / "teacher.h5"
+    assert yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["distill"]["teacher"] == str(teacher.resolve())
+    # the saved teacher is the float model (as logits): same predictions
+    np.testing.assert_allclose(tf.nn.softmax(load_model(teacher)(digits.x_test[:64])).numpy(),
+                               float_model(digits.x_test[:64]).numpy(), atol=1e-5)
+    result = pipeline.resume(run_dir)
+    assert result["finetune"]["distill"]["teacher"] == str(teacher.resolve())
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    # weight 1: the loss is the distillation term alone, not the cross-entropy it still logs
+    assert all(abs(h["loss"] - h["ce"]) > 1e-3 for h in history), history
+    assert result["stages"]["finetuned"]["accuracy"] > result["stages"]["post_training"]["accuracy"]
+
+
+def test_distill_loss_is_zero_only_when_the_student_matches_the_teacher():
+    from tinyharden.training.steps import distill_loss
+
+    t = tf.constant([[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]])
+    assert float(distill_loss(t, t + 5.0, 4.0)) == pytest.approx(0.0, abs=1e-6)  # softmax ignores a shift
+    s = tf.Variable([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    with tf.GradientTape() as tape:
+        loss = distill_loss(t, s, 4.0)
+    assert float(loss) > 0.01
+    s.assign_sub(0.5 * tape.gradient(loss, s))
+    assert float(distill_loss(t, s, 4.0)) < float(loss)
+
+
+def test_ready_model_finetunes_in_mixed_bfloat16_and_saves_float32(float_model, digits, tmp_path):
+    recipe, epochs = _recipe("stq", 2, batch_size=64, precision="mixed_bfloat16")
+    result = pipeline.quantize(float_model, recipe, digits, tmp_path, source="m", finetune_epochs=epochs)
+    saved = load_model(tmp_path / result["run"] / "model.h5")
+    assert {l.dtype_policy.name for l in saved.layers} == {"float32"}
+    from tinyharden.training.trainer import evaluate
+
+    assert evaluate(saved, digits.x_test, digits.y_test)[1] == pytest.approx(result["stages"]["finetuned"]["accuracy"], abs=1e-9)
+    assert result["stages"]["finetuned"]["accuracy"] > result["stages"]["post_training"]["accuracy"]
+
+
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_end_to_end(model_file, tmp_path):

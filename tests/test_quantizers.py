@@ -101,3 +101,24 @@ def test_stq_under_mixed_bfloat16_samples_keeps_three_levels_and_an_exact_relu_g
     a = tf.random.uniform([1000], 0, 9, seed=4)
     np.testing.assert_array_equal(tf.cast(relu(tf.cast(a, tf.bfloat16)), tf.float32).numpy(),
                                   relu(tf.cast(tf.cast(a, tf.bfloat16), tf.float32)).numpy())
+
+
+
+def test_temperature_scale_sharpens_sampling_inside_a_traced_step():
+    """quantization.temperature_growth: a traced step reads the current scale (a variable, not a constant)."""
+    from tinyharden.quantization.quantizers import temperature_scale
+
+    model = build_model("cnn", quantization="stq")
+    x = tf.random.uniform([16, 8, 8, 1], seed=2)
+    compiled = tf.function(lambda z: model(z, training=True))
+
+    def spread(scale):  # how much two sampled training passes differ
+        with temperature_scale(scale):
+            return float(tf.reduce_mean(tf.abs(compiled(x) - compiled(x))))
+
+    low = spread(1.0)
+    high = spread(64.0)
+    assert low > 1e-3, low
+    assert high < low / 4, (low, high)
+    assert spread(1.0) > high * 2  # the block restored nothing permanent: the same trace samples again
+    assert compiled.experimental_get_tracing_count() == 1

@@ -143,10 +143,12 @@ def test_mixed_bfloat16_training_saves_a_float32_model_that_scores_as_reported(t
     assert {l.dtype_policy.name for l in saved.layers} == {"float32"}
     ds = load_dataset(r.data, r.seed)
     assert evaluate(saved, ds.x_test, ds.y_test)[1] == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
-    before = sorted(tmp_path.iterdir())
-    with pytest.raises(Exception, match="train.precision"):
-        run.start(r, tmp_path, model=build_model("cnn", quantization="stq"))
-    assert sorted(tmp_path.iterdir()) == before  # no run folder left behind
+    # A ready model (built float32 outside the recipe) is recast to compute in bfloat16, weights kept.
+    ready = build_model("cnn", quantization="stq")
+    t = run.start(r, tmp_path, model=ready)
+    assert t.model.get_layer("conv2").dtype_policy.name == "mixed_bfloat16"
+    for a, b in zip(t.model.get_weights(), ready.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_model_init_copies_float_weights_into_the_quantized_twin(tmp_path):
@@ -192,3 +194,14 @@ def test_bn_statistics_follow_the_deterministic_weights_of_stq(tmp_path):
     bn = t.model.get_layer("bn2")
     np.testing.assert_allclose(bn.moving_mean.numpy(), acts.mean(axis=(0, 1, 2)), rtol=0.05, atol=0.02)
     np.testing.assert_allclose(bn.moving_variance.numpy(), acts.var(axis=(0, 1, 2)), rtol=0.15, atol=0.02)
+
+
+def test_a_distillation_teacher_that_does_not_fit_is_refused_without_a_run_folder(tmp_path):
+    other = run.start(small_recipe(name="teacher", data={"dataset": "synthetic", "shape": [8, 8, 1], "num_classes": 3},
+                                   train={"epochs": 1}), tmp_path)
+    other.fit()
+    before = sorted(tmp_path.iterdir())
+    for teacher, message in ((str(tmp_path / "missing.h5"), "not found"), (str(other.run_dir), "3 classes")):
+        with pytest.raises(Exception, match=message):
+            run.start(small_recipe(train={"epochs": 1, "distill": {"teacher": teacher}}), tmp_path)
+        assert sorted(tmp_path.iterdir()) == before

@@ -87,6 +87,10 @@ class QuantizationSpec(_Section):
     activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
     layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
     incremental: IncrementalSpec | None = None
+    temperature_growth: float = Field(
+        1.0, ge=1, description="stochastic quantizers' sampling temperature grows geometrically to this multiple "
+                               "by the last epoch (1 = constant); sharper sampling late in training matches the "
+                               "deterministic inference weights")
 
     @field_validator("preset")
     @classmethod
@@ -108,6 +112,19 @@ class AugmentSpec(_Section):
     shift_ms: float = Field(0.0, ge=0, description="random time shift in ms (audio)")
 
 
+class DistillSpec(_Section):
+    """Knowledge distillation: loss = (1 - weight) * CE + weight * T^2 * KL(teacher_T || student_T).
+
+    A quantized student learns the float teacher's soft labels (Hinton et al., 2015); this
+    is how quantization-aware fine-tuning usually closes most of the gap to the float model.
+    """
+
+    teacher: str | None = Field(None, description="teacher model file or run folder, taking the same inputs; "
+                                                  "`tinyharden quantize --distill` sets it to the float source model")
+    weight: float = Field(0.5, ge=0, le=1, description="share of the distillation term in the task loss")
+    temperature: float = Field(4.0, gt=0, description="softens both models' logits before comparing them")
+
+
 class TrainSpec(_Section):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0)
@@ -125,6 +142,7 @@ class TrainSpec(_Section):
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes convolutions in bfloat16 (faster on CPUs with AVX-512 BF16); "
                                "quantizers and the saved model stay float32")
+    distill: DistillSpec | None = None
 
 
 class JacobianLayer(_Section):

@@ -54,6 +54,7 @@ def quantize(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML quantization section (preset, activation, layers by name or glob; 'float' keeps a weight float)."),
     ends: Optional[str] = typer.Option(None, "--ends", help="Preset for the first and last quantizable layers, e.g. int8 (a --config entry for them wins)."),
     finetune_epochs: Optional[int] = typer.Option(None, "--finetune-epochs", min=0, help="Quantization-aware fine-tuning epochs; 0 = post-training only. Default: train.epochs if --recipe/overrides set it, else 0."),
+    distill: bool = typer.Option(False, "--distill", help="Fine-tune with knowledge distillation from the float model (train.distill sets weight and temperature)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe for data, train and robustness settings of the fine-tune (its model: is ignored)."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset of a bare model file: cifar10, speech_commands, digits, synthetic."),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="Folder holding the dataset (default: $TINYHARDEN_DATA or ../shared/data)."),
@@ -72,7 +73,7 @@ def quantize(
     Exit codes: 0 ok; 2 bad input or a layer it cannot quantize; 130 interrupted.
     """
     if resume is not None:
-        if any(v is not None for v in (model, preset, config, ends, finetune_epochs, recipe, data, input_range, name)) or overrides:
+        if any(v is not None for v in (model, preset, config, ends, finetune_epochs, recipe, data, input_range, name)) or overrides or distill:
             fail("--resume takes everything from the run folder; drop the model, options and overrides")
         return _resume(resume, json_out)
     if model is None:
@@ -118,7 +119,7 @@ def quantize(
         quant = {**quant, "preset": preset}
     parsed, epochs = build_recipe(
         name=name or "quantize", data=data_section, quantization=quant, inherited=inherited,
-        recipe_file=recipe, overrides=overrides or [], finetune_epochs=finetune_epochs)
+        recipe_file=recipe, overrides=overrides or [], finetune_epochs=finetune_epochs, distill=distill)
     if name is None:
         parsed.name = f"quantize-{model.name if is_run else model.stem}-{parsed.quantization.preset}"
     ds = load_dataset(parsed.data, parsed.seed)
@@ -252,8 +253,10 @@ def stages_table(result: dict):
     ft = result.get("finetune")
     lines = [f"{stages['float']['footprint']['params']:,} parameters; drop in points from float"]
     if ft:
+        kd = ft.get("distill")
+        teacher = f", distilled (weight {kd['weight']:g}, t {kd['temperature']:g})" if kd else ""
         lines.append(f"fine-tuned {ft['epochs']} epochs ({ft['optimizer']}, lr {ft['lr']:g}, {ft['schedule']}, "
-                     f"defense {ft['defense']}) in {ft['train_seconds']:.0f} s")
+                     f"defense {ft['defense']}{teacher}) in {ft['train_seconds']:.0f} s")
     else:
         lines.append("not fine-tuned (pass --finetune-epochs N)")
     t.caption = "\n".join(lines)

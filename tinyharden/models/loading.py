@@ -101,6 +101,10 @@ def adopt_quantizers(model) -> None:
             setattr(layer, attr, new)
             if hasattr(layer, "quantizers"):
                 layer.quantizers = [new if x is q else x for x in layer.quantizers]
+        q = getattr(layer, "quantizer", None)  # QActivation: ours compute in float32 under mixed precision
+        ours = tq._OURS.get(type(q).__name__)
+        if q is not None and ours is not None and not isinstance(q, ours):
+            layer.quantizer = ours.from_config(q.get_config())
 
 
 def logits_model(model):

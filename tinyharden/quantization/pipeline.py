@@ -7,7 +7,9 @@ regularization, adversarial training and incremental schedule apply). The run fo
 then holds what `train` writes (model.h5, recipe.yaml, metrics.json, env.json, and
 checkpoints while fine-tuning), so `attack`, `export` and `report` take it as it is, plus
 quantize.json. While fine-tuning, ptq_model.h5 holds the starting twin and the saved
-recipe's model.path points at it, so `train --resume` / `quantize --resume` rebuild it.
+recipe's model.path points at it, so `train --resume` / `quantize --resume` rebuild it;
+with distillation and no teacher named, the float model is the teacher and is kept as
+teacher.h5 for the same reason.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from tinyharden.workspace import atomic_path, atomic_write_json
 SCHEMA_VERSION = 1
 QUANTIZE_FILE = "quantize.json"
 PTQ_FILE = "ptq_model.h5"
+TEACHER_FILE = "teacher.h5"
 
 # Fine-tuning starts from trained weights: a small lr keeps them, cosine settles them.
 FINETUNE_TRAIN = {"optimizer": "adam", "lr": 5e-4, "schedule": "cosine", "batch_size": 128}
@@ -68,13 +71,14 @@ def _raw_recipe(path: Path) -> dict:
 
 def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe | None = None,
                  recipe_file: Path | None = None, overrides: list[str] | None = None,
-                 finetune_epochs: int | None = None) -> tuple[Recipe, int]:
+                 finetune_epochs: int | None = None, distill: bool = False) -> tuple[Recipe, int]:
     """(recipe, fine-tune epochs) for a quantize run.
 
     Layers, lowest first: fine-tune defaults; the source run's recipe (seed, data, batch
     size, augmentation, robustness); `recipe_file` (all but model:); `quantization`
-    (--config/--preset); dotted `overrides`; `finetune_epochs`. Without --finetune-epochs
-    the fine-tune runs only if the recipe file or an override sets train.epochs.
+    (--config/--preset); dotted `overrides`; `finetune_epochs`; `distill` (--distill: turns
+    on train.distill, from the float model unless a teacher is named). Without
+    --finetune-epochs the fine-tune runs only if the recipe file or an override sets train.epochs.
     """
     overrides = list(overrides or [])
     merged: dict[str, Any] = {"name": name, "data": data,
@@ -87,6 +91,8 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     merged = _merge(merged, file_data)
     merged["quantization"] = _merge(merged.get("quantization") or {}, quantization)
     merged = apply_overrides(merged, overrides)
+    if distill and not merged["train"].get("distill"):
+        merged["train"]["distill"] = {}
     if not (merged.get("data") or {}).get("dataset"):
         raise UserError("no dataset for the model; pass --data (cifar10, speech_commands, digits, synthetic) "
                         "or a recipe with data.dataset")
@@ -97,6 +103,8 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     if finetune_epochs > 0:
         merged["train"]["epochs"] = finetune_epochs
     else:
+        if distill:
+            raise UserError("--distill teaches the fine-tune; give it epochs with --finetune-epochs N")
         merged["train"].pop("epochs", None)
         if isinstance(merged["quantization"], dict):
             merged["quantization"].pop("incremental", None)  # a schedule needs epochs to run in
@@ -156,7 +164,10 @@ def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str
     before = _stage(reference, ds, fp_float)
     ptq = _stage(twin, ds, fp_q)
 
-    trainer = run.start(recipe, workspace, model=twin, dataset=ds, on_progress=on_progress)
+    kd = recipe.train.distill
+    own_teacher = finetune_epochs and kd is not None and not kd.teacher
+    trainer = run.start(recipe, workspace, model=twin, dataset=ds, on_progress=on_progress,
+                        teacher=reference if own_teacher else None)
     run_dir = trainer.run_dir
     if on_start:
         on_start(run_dir)
@@ -165,6 +176,9 @@ def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str
     trainer.recipe.model.path = str(start_model.resolve())
     if finetune_epochs:
         _save_model(twin, start_model)
+    if own_teacher:
+        _save_model(reference, run_dir / TEACHER_FILE)
+        trainer.recipe.train.distill.teacher = str((run_dir / TEACHER_FILE).resolve())
     trainer.write_start_files()
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -206,6 +220,7 @@ def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model, run_dir: 
         "optimizer": r.train.optimizer, "lr": r.train.lr, "schedule": r.train.schedule,
         "batch_size": r.train.batch_size, "augment": r.train.augment.model_dump(),
         "incremental": None if r.quantization.incremental is None else r.quantization.incremental.model_dump(),
+        "distill": None if r.train.distill is None else r.train.distill.model_dump(),
         "defense": metrics["defense"],
     }
     result["status"] = "done"

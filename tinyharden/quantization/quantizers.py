@@ -26,6 +26,24 @@ K = keras.backend
 
 
 _FORCE_DETERMINISTIC = False
+# Multiplies every stochastic quantizer's sampling temperature. A variable, so a traced
+# training step reads its current value: the trainer anneals it (quantization.temperature_growth).
+_TEMPERATURE_SCALE = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="stq_temperature_scale")
+
+
+@contextlib.contextmanager
+def temperature_scale(value: float):
+    """Stochastic quantizers sample with `value` x their temperature inside this block.
+
+    A higher temperature sharpens the sampling probabilities towards the deterministic
+    levels: annealing it lets training explore early and match inference late.
+    """
+    before = float(_TEMPERATURE_SCALE.numpy())
+    _TEMPERATURE_SCALE.assign(value)
+    try:
+        yield
+    finally:
+        _TEMPERATURE_SCALE.assign(before)
 
 
 @contextlib.contextmanager
@@ -80,8 +98,9 @@ def _ternary_sample(self, x):
         scale = qk._get_scale(self.alpha, x, q_ns)
     x_norm = x / (x_std + K.epsilon())
     t = scale / (2.0 * (x_std + K.epsilon()))
-    p0 = tf.sigmoid(self.temperature * (x_norm - t))
-    p1 = tf.sigmoid(self.temperature * (x_norm + t))
+    temperature = self.temperature * _TEMPERATURE_SCALE
+    p0 = tf.sigmoid(temperature * (x_norm - t))
+    p1 = tf.sigmoid(temperature * (x_norm + t))
     q0 = tf.sign(p0 - tf.random.uniform(tf.shape(p0)))
     q0 += 1.0 - tf.abs(q0)
     q1 = tf.sign(p1 - tf.random.uniform(tf.shape(p1)))
@@ -96,7 +115,7 @@ def _binary_sample(self, x):
         std = K.std(x, axis=_channel_axes(x), keepdims=True) + K.epsilon()
     else:
         std = 1.0
-    p = tf.sigmoid(self.temperature * x / std)
+    p = tf.sigmoid(self.temperature * _TEMPERATURE_SCALE * x / std)
     q = tf.sign(p - tf.random.uniform(tf.shape(x)))
     q += 1.0 - tf.abs(q)
     q_det = tf.sign(x)

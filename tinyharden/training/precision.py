@@ -27,9 +27,23 @@ def policy(name: str):
         keras.mixed_precision.set_global_policy(before)
 
 
-def float32_twin(model, build):
-    """`build()` (under float32) with `model`'s weights: the same architecture, computing in float32."""
-    with policy("float32"):
-        twin = build()
+def recast(model, name: str):
+    """A copy of `model` with its weights whose layers compute under the dtype policy `name`.
+
+    For ready models (a loaded file, a `quantize` twin) that no recipe can rebuild: their
+    layers carry the dtype they were built with, so a global policy alone would not reach
+    them. Inputs keep their dtype; quantizers are tinyharden's (float32 arithmetic).
+    """
+    from tinyharden.models.loading import adopt_quantizers
+    from tinyharden.quantization.quantizers import custom_objects
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = name
+        return type(layer).from_config(config)
+
+    with keras.utils.custom_object_scope(custom_objects()):
+        twin = keras.models.clone_model(model, clone_function=clone)
     twin.set_weights(model.get_weights())
+    adopt_quantizers(twin)
     return twin

@@ -1,6 +1,7 @@
 """Entry points for training a recipe into a run folder (used by the CLI and `run`)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -10,18 +11,21 @@ from tinyharden.recipe import Recipe, load_recipe
 from tinyharden.workspace import new_run_dir
 
 
-def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, **callbacks: Callable):
+def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, teacher=None, **callbacks: Callable):
     """Create a new run folder for `recipe` and return its ready Trainer.
 
-    `model` (outputting logits) and `dataset` replace the recipe's when given, e.g. to
-    fine-tune a model `tinyharden quantize` produced.
+    `model` (outputting logits), `dataset` and a distillation `teacher` replace the
+    recipe's when given, e.g. to fine-tune a model `tinyharden quantize` produced.
     """
-    from tinyharden.training.trainer import Trainer, check_precision
+    from tinyharden.training.trainer import Trainer
 
-    check_precision(recipe, model)  # before a run folder exists
     ds = dataset if dataset is not None else load_dataset(recipe.data, recipe.seed)
     run_dir = new_run_dir(workspace, recipe.name)
-    trainer = Trainer(recipe, ds, run_dir, model=model, **callbacks)
+    try:
+        trainer = Trainer(recipe, ds, run_dir, model=model, teacher=teacher, **callbacks)
+    except BaseException:  # a recipe the trainer refuses leaves no empty run folder behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     trainer.write_start_files()
     return trainer
 

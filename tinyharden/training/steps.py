@@ -1,5 +1,5 @@
-"""The compiled training step: cross-entropy + per-layer Jacobian penalty, with optional
-adversarial examples mixed into the batch.
+"""The compiled training step: cross-entropy (optionally mixed with distillation from a
+teacher) + per-layer Jacobian penalty, with optional adversarial examples mixed into the batch.
 
 One tf.function per run. With Jacobian regularization on the whole batch, a single
 forward pass under a nested tape serves both the cross-entropy and the input-Jacobian
@@ -31,6 +31,8 @@ class StepConfig:
     adv_random_start: bool = True
     lo: float = 0.0
     hi: float = 1.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
 
     @classmethod
     def from_recipe(cls, recipe, num_classes: int, input_range: tuple[float, float]) -> "StepConfig":
@@ -43,6 +45,9 @@ class StepConfig:
             cfg.jr_lambdas = tuple(p[1] for p in pairs)
             cfg.jr_projections = jr.projections
             cfg.jr_fraction = jr.batch_fraction
+        kd = recipe.train.distill
+        if kd is not None:
+            cfg.distill_weight, cfg.distill_temperature = kd.weight, kd.temperature
         adv = recipe.robustness.adversarial
         if adv is not None:
             scale = hi - lo  # eps is given in [0,1] data units
@@ -55,7 +60,18 @@ class StepConfig:
         return cfg
 
 
-def make_train_step(model, optimizer, cfg: StepConfig):
+def distill_loss(teacher_logits, student_logits, temperature: float):
+    """Mean T^2 * KL(softmax(t/T) || softmax(s/T)); the T^2 keeps its gradients on the CE's scale."""
+    t = tf.nn.softmax(teacher_logits / temperature)
+    log_s = tf.nn.log_softmax(student_logits / temperature)
+    log_t = tf.nn.log_softmax(teacher_logits / temperature)
+    return temperature ** 2 * tf.reduce_mean(tf.reduce_sum(t * (log_t - log_s), axis=-1))
+
+
+def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
+    """`teacher` (a logits model taking the same inputs) is needed when cfg.distill_weight > 0."""
+    if cfg.distill_weight > 0 and teacher is None:
+        raise ValueError("distillation needs a teacher model")
     feat = feature_model(model, list(cfg.jr_layers)) if cfg.jr_layers else None
     persistent = cfg.jr_projections > 1 or len(cfg.jr_layers) > 1
 
@@ -90,8 +106,13 @@ def make_train_step(model, optimizer, cfg: StepConfig):
                     k = max(1, int(round(cfg.jr_fraction * x.shape[0])))
                     _, regs = jr_terms(x[:k])
             ce = loss_ce(y, logits)
+            task = ce
+            if cfg.distill_weight > 0:
+                soft = tf.stop_gradient(tf.cast(teacher(x, training=False), tf.float32))
+                kd = distill_loss(soft, tf.cast(logits, tf.float32), cfg.distill_temperature)
+                task = (1.0 - cfg.distill_weight) * ce + cfg.distill_weight * kd
             penalty = tf.add_n([lam * r for lam, r in zip(cfg.jr_lambdas, regs)]) if regs else 0.0
-            loss = ce + penalty
+            loss = task + penalty
             if model.losses:
                 loss += tf.add_n(model.losses)
         grads = tape.gradient(loss, model.trainable_variables)

@@ -80,6 +80,22 @@ def init_weights(model, source: str) -> None:
                         "initialize from a run of the same zoo model")
 
 
+def load_teacher(source: str | None, ds: Dataset):
+    """The distillation teacher as a frozen logits model that takes the dataset's inputs."""
+    from tinyharden.models import load_model, logits_model
+
+    if not source:
+        raise UserError("train.distill.teacher is not set; name the teacher's model file or run folder "
+                        "(tinyharden quantize --distill uses the float source model)")
+    teacher = logits_model(load_model(source))
+    if tuple(teacher.input_shape[1:]) != tuple(ds.input_shape) or int(teacher.output_shape[-1]) != ds.num_classes:
+        raise UserError(f"train.distill.teacher {source} maps {tuple(teacher.input_shape[1:])} to {teacher.output_shape[-1]} "
+                        f"classes, but {ds.name} has inputs {tuple(ds.input_shape)} and {ds.num_classes} classes; "
+                        "distill from a model trained on the same data")
+    teacher.trainable = False
+    return teacher
+
+
 @dataclass
 class EpochLog:
     epoch: int
@@ -93,6 +109,7 @@ class EpochLog:
     seconds: float
     images_per_s: float
     quantized_share: float = 1.0
+    temperature_scale: float = 1.0
 
 
 def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, float]:
@@ -112,13 +129,6 @@ def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, floa
     return loss / len(y), correct / len(y)
 
 
-def check_precision(recipe: Recipe, model=None) -> None:
-    """mixed_bfloat16 needs a model tinyharden builds: a loaded one keeps the dtype it was saved with."""
-    if recipe.train.precision != "float32" and (model is not None or recipe.model.path):
-        raise UserError(f"train.precision={recipe.train.precision} applies to zoo models built from a recipe; "
-                        "fine-tune a ready model with train.precision=float32")
-
-
 @dataclass
 class Trainer:
     recipe: Recipe
@@ -128,15 +138,18 @@ class Trainer:
     on_epoch: Callable[[EpochLog], None] | None = None
     history: list[dict] = field(default_factory=list)
     model: object = None  # a ready model (outputting logits) to train instead of the recipe's
+    teacher: object = None  # a ready distillation teacher (logits) instead of train.distill.teacher
 
     def __post_init__(self):
         r = self.recipe
         self.run_dir = Path(self.run_dir)
         keras.utils.set_random_seed(r.seed)
-        check_precision(r, self.model)
         if self.model is None:
             with precision.policy(r.train.precision):
                 self.model = build_for_recipe(r, self.ds)
+        if r.train.precision != "float32" and self.model.layers[-1].dtype_policy.name != r.train.precision:
+            # a ready model (loaded, or handed over by `quantize`) keeps the dtype it was built with
+            self.model = precision.recast(self.model, r.train.precision)
         aug = r.train.augment
         if self.ds.kind != "image" and (aug.crop or aug.flip):
             raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
@@ -171,7 +184,9 @@ class Trainer:
         self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
                                         stage=self.stage, masks=self.masks)
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.run_dir / "checkpoints"), max_to_keep=2)
-        self.train_step = make_train_step(self.model, self.optimizer, self.step_cfg)
+        if r.train.distill is not None and self.teacher is None:
+            self.teacher = load_teacher(r.train.distill.teacher, self.ds)
+        self.train_step = make_train_step(self.model, self.optimizer, self.step_cfg, teacher=self.teacher)
         self._trace_inference()
 
     def _trace_inference(self) -> None:
@@ -242,6 +257,12 @@ class Trainer:
             self.stage.assign(stage)
             self._log(f"stage {stage}: quantizing {inc.ratios[stage]:.3f} of each layer's channels")
 
+    def temperature_scale(self, epoch: int) -> float:
+        """Stochastic quantizers' temperature multiple in `epoch`: 1 at the first epoch, growing
+        geometrically to quantization.temperature_growth at the last."""
+        growth, last = self.recipe.quantization.temperature_growth, self.recipe.train.epochs - 1
+        return float(growth ** (epoch / last)) if last > 0 else 1.0
+
     def _epoch_inputs(self, epoch: int) -> np.ndarray:
         """Training inputs of one epoch: audio is re-augmented (time shift, background noise)
         on the raw clips and passed through the front end again, as MLPerf's KWS training does."""
@@ -268,19 +289,21 @@ class Trainer:
             reg_sum = None
             batches = train_batches(self._epoch_inputs(epoch), self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
                                     epoch=epoch, augment=r.train.augment, kind=self.ds.kind)
-            for i, (xb, yb) in enumerate(batches):
-                seed = tf.constant([r.seed * 1000003 + epoch, i], tf.int64)
-                loss, ce, regs, correct = self.train_step(xb, yb, seed)
-                loss, ce, correct, regs = float(loss), float(ce), float(correct), regs.numpy()
-                if not math.isfinite(loss):
-                    raise UserError(f"training diverged at epoch {epoch + 1}, step {i + 1} (loss={loss}); "
-                                    "lower train.lr or the Jacobian lambda")
-                sums += (loss, ce, correct)
-                reg_sum = regs if reg_sum is None else reg_sum + regs
-                if self.on_progress:
-                    self.on_progress(epoch, i + 1, self.steps_per_epoch,
-                                     {"loss": loss, "ce": ce, "reg": regs.tolist(), "acc": correct / self.batch_size,
-                                      "img_s": (i + 1) * self.batch_size / (time.perf_counter() - t0)})
+            temperature = self.temperature_scale(epoch)
+            with tq.temperature_scale(temperature):  # sharper sampling as training ends
+                for i, (xb, yb) in enumerate(batches):
+                    seed = tf.constant([r.seed * 1000003 + epoch, i], tf.int64)
+                    loss, ce, regs, correct = self.train_step(xb, yb, seed)
+                    loss, ce, correct, regs = float(loss), float(ce), float(correct), regs.numpy()
+                    if not math.isfinite(loss):
+                        raise UserError(f"training diverged at epoch {epoch + 1}, step {i + 1} (loss={loss}); "
+                                        "lower train.lr or the Jacobian lambda")
+                    sums += (loss, ce, correct)
+                    reg_sum = regs if reg_sum is None else reg_sum + regs
+                    if self.on_progress:
+                        self.on_progress(epoch, i + 1, self.steps_per_epoch,
+                                         {"loss": loss, "ce": ce, "reg": regs.tolist(), "acc": correct / self.batch_size,
+                                          "img_s": (i + 1) * self.batch_size / (time.perf_counter() - t0)})
             seconds = time.perf_counter() - t0
             t_train += seconds
             steps = max(1, self.steps_per_epoch)
@@ -293,6 +316,7 @@ class Trainer:
                 lr=float(self.optimizer.learning_rate(self.optimizer.iterations)) if callable(self.optimizer.learning_rate) else float(self.optimizer.learning_rate),
                 seconds=seconds, images_per_s=steps * self.batch_size / seconds,
                 quantized_share=incremental.quantized_share(self.model) if self.masks else 1.0,
+                temperature_scale=temperature,
             )
             self.history.append(log.__dict__)
             self.epoch.assign(epoch + 1)
@@ -307,7 +331,7 @@ class Trainer:
         for m in self.masks:  # the shipped model is fully quantized whatever the schedule did
             m.assign(tf.ones_like(m))
         if self.recipe.train.precision != "float32":
-            self.model = precision.float32_twin(self.model, lambda: build_for_recipe(self.recipe, self.ds, init=False))
+            self.model = precision.recast(self.model, "float32")
             self._trace_inference()
         self.reestimate_bn()
         test_loss, test_acc = evaluate(self.model, self.ds.x_test, self.ds.y_test, step=self.eval_step)
