@@ -249,7 +249,7 @@ def test_cli_end_to_end(model_file, tmp_path):
     cfg.write_text("quantization:\n  preset: ternary\n  layers:\n    depthwise: {kernel: float}\n")
     r = runner.invoke(app, ["-w", str(tmp_path / "ws"), "quantize", str(model_file), "--data", "digits",
                             "--config", str(cfg), "--preset", "stq", "--ends", "int8", "--finetune-epochs", "1",
-                            "train.batch_size=256"])
+                            "--distill", "train.batch_size=256"])
     assert r.exit_code == 0, r.output
     run_dir = tmp_path / "ws" / "quantize-digits_float-stq"
     result = json.loads((run_dir / "quantize.json").read_text())
@@ -257,7 +257,8 @@ def test_cli_end_to_end(model_file, tmp_path):
     assert layers["conv2d"]["kernel"] == layers["dense"]["kernel"] == PRESETS["int8"].kernel  # --ends
     assert layers["conv2d_1"]["kernel"] == PRESETS["stq"].kernel and layers["depthwise"]["kernel"] is None
     assert result["finetune"]["epochs"] == 1 and all(result["stages"].values())
-    for text in ("float", "quantized (PTQ)", "fine-tuned (QAT)", "stochastic_ternary", "quantized_relu(4,2)"):
+    assert result["finetune"]["distill"]["teacher"] == str((run_dir / "teacher.h5").resolve())
+    for text in ("float", "quantized (PTQ)", "fine-tuned (QAT)", "stochastic_ternary", "quantized_relu(4,2)", "distilled"):
         assert text in r.output
     from tinyharden.recipe import load_recipe
 
@@ -274,6 +275,7 @@ def test_cli_end_to_end(model_file, tmp_path):
     (["{model}", "--data", "digits"], "no quantization chosen"),
     (["{model}", "--data", "digits", "--preset", "stq", "--input-range", "255,0"], "--input-range"),
     (["{model}", "--data", "digits", "--preset", "stq", "train.epoch=3"], "did you mean 'epochs'"),
+    (["{model}", "--data", "digits", "--preset", "stq", "--distill"], "--finetune-epochs"),
     (["{lstm}", "--data", "digits", "--preset", "stq"], "'lstm' (LSTM) cannot be quantized"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(model_file, tmp_path, args, message):
