@@ -122,3 +122,22 @@ def test_temperature_scale_sharpens_sampling_inside_a_traced_step():
     assert high < low / 4, (low, high)
     assert spread(1.0) > high * 2  # the block restored nothing permanent: the same trace samples again
     assert compiled.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("dist", ["normal", "laplace", "uniform"])
+def test_stq_sampling_sharpens_onto_the_inference_ternary(dist):
+    """At a high temperature STQ must sample the very weights it runs with at inference.
+
+    QKeras samples around half the final scale but its inference ternary cuts at half the
+    previous unroll's scale; annealing then trains the wrong weights (see _ternary_sample).
+    """
+    from tinyharden.quantization.quantizers import _ternary_sample, temperature_scale
+
+    rng = np.random.default_rng(3)
+    w = tf.constant(getattr(rng, dist)(size=(3, 3, 32, 64)).astype("float32"))
+    q = make_quantizer("stochastic_ternary(alpha='auto')")
+    inference = q(w).numpy()  # not training: deterministic
+    with temperature_scale(1e4):
+        sampled = _ternary_sample(q, w).numpy()
+    assert np.mean(np.sign(sampled) != np.sign(inference)) < 1e-3
+    np.testing.assert_allclose(np.abs(sampled).max(axis=(0, 1, 2)), np.abs(inference).max(axis=(0, 1, 2)), rtol=1e-5)
