@@ -37,8 +37,9 @@ def exported(trained_stq, digits, tmp_path_factory):
 def test_stq_export_keeps_accuracy_on_tflm(exported):
     p = exported["parity"]
     assert p["samples"] == 359 and p["keras_accuracy"] > 60  # a real, trained model on the whole test split
-    assert abs(p["drop"]) <= 1.0, p
-    assert p["agreement"] >= 90.0
+    # int8 may score a few test images better by chance (359 samples: 1 point is ~4 images); it must not lose more
+    assert p["drop"] <= 1.0, p
+    assert p["agreement"] >= 90.0, p
     assert "tflite-micro" in p["interpreter"]
     assert exported["failed"] == []
 
