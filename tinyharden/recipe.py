@@ -115,8 +115,9 @@ class AugmentSpec(_Section):
 class DistillSpec(_Section):
     """Knowledge distillation: loss = (1 - weight) * CE + weight * T^2 * KL(teacher_T || student_T).
 
-    A quantized student learns the float teacher's soft labels (Hinton et al., 2015); this
-    is how quantization-aware fine-tuning usually closes most of the gap to the float model.
+    A quantized student learns the float teacher's soft labels (Hinton et al., 2015), a
+    common aid to quantization-aware fine-tuning; whether it helps depends on the model
+    (on the MLPerf ResNet-8 it did not: see the README).
     """
 
     teacher: str | None = Field(None, description="teacher model file or run folder, taking the same inputs; "
