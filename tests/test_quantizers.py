@@ -103,7 +103,6 @@ def test_stq_under_mixed_bfloat16_samples_keeps_three_levels_and_an_exact_relu_g
                                   relu(tf.cast(tf.cast(a, tf.bfloat16), tf.float32)).numpy())
 
 
-
 def test_temperature_scale_sharpens_sampling_inside_a_traced_step():
     """quantization.temperature_growth: a traced step reads the current scale (a variable, not a constant)."""
     from tinyharden.quantization.quantizers import temperature_scale

@@ -205,3 +205,12 @@ def test_a_distillation_teacher_that_does_not_fit_is_refused_without_a_run_folde
         with pytest.raises(Exception, match=message):
             run.start(small_recipe(train={"epochs": 1, "distill": {"teacher": teacher}}), tmp_path)
         assert sorted(tmp_path.iterdir()) == before
+
+
+def test_temperature_growth_anneals_the_sampling_per_epoch(tmp_path):
+    r = small_recipe(quantization={"preset": "stq", "temperature_growth": 16}, train={"epochs": 3})
+    metrics = run.start(r, tmp_path).fit()
+    assert [h["temperature_scale"] for h in metrics["history"]] == pytest.approx([1.0, 4.0, 16.0])
+    from tinyharden.quantization.quantizers import _TEMPERATURE_SCALE
+
+    assert float(_TEMPERATURE_SCALE.numpy()) == 1.0  # restored: attacks and EOT sample at the quantizer's own temperature
