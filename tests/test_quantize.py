@@ -145,6 +145,11 @@ def test_unsupported_layer_is_named_with_what_is_supported(make, named):
 
 # ----------------------------------------------------------------------------- pipeline
 
+def stop_in_second_epoch(epoch, step, steps, stats):
+    if epoch == 1:
+        raise KeyboardInterrupt
+
+
 def _recipe(preset, epochs, **train):
     recipe, n = pipeline.build_recipe(name=f"q-{preset}", data={"dataset": "digits"}, quantization={"preset": preset},
                                       overrides=[f"train.{k}={v}" for k, v in train.items()], finetune_epochs=epochs)
@@ -167,10 +172,6 @@ def test_finetuning_recovers_the_post_training_drop(float_model, digits, tmp_pat
 
 def test_interrupted_finetune_resumes_from_the_saved_quantized_model(float_model, digits, tmp_path):
     recipe, epochs = _recipe("stq", 2, batch_size=256)
-
-    def stop_in_second_epoch(epoch, step, steps, stats):
-        if epoch == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         pipeline.quantize(float_model, recipe, digits, tmp_path, source="m", finetune_epochs=epochs,
@@ -196,10 +197,6 @@ def test_distillation_from_the_float_model_is_kept_for_resume_and_changes_the_lo
                                            overrides=["train.batch_size=256", "train.distill.weight=1.0"],
                                            finetune_epochs=2, distill=True)
     assert recipe.train.distill.weight == 1.0 and recipe.train.distill.teacher is None
-
-    def stop_in_second_epoch(epoch, step, steps, stats):
-        if epoch == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         pipeline.quantize(float_model, recipe, digits, tmp_path, source="m", finetune_epochs=epochs,
