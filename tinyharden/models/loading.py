@@ -90,21 +90,31 @@ def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False)
 
 
 def adopt_quantizers(model) -> None:
-    """Replace QKeras quantizers by tinyharden's training-aware equivalents, in place."""
+    """Replace QKeras quantizers by tinyharden's training-aware equivalents, in place.
+
+    Weight quantizers gain sampling from the Keras call context; activation quantizers
+    (QActivation) compute in float32 under mixed precision.
+    """
     for layer in model.layers:
         for attr in ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal"):
             q = getattr(layer, attr, None)
-            ours = tq._OURS.get(type(q).__name__)
-            if q is None or ours is None or isinstance(q, ours):
+            new = _ours(q)
+            if new is None:
                 continue
-            new = ours.from_config(q.get_config())
             setattr(layer, attr, new)
             if hasattr(layer, "quantizers"):
                 layer.quantizers = [new if x is q else x for x in layer.quantizers]
-        q = getattr(layer, "quantizer", None)  # QActivation: ours compute in float32 under mixed precision
-        ours = tq._OURS.get(type(q).__name__)
-        if q is not None and ours is not None and not isinstance(q, ours):
-            layer.quantizer = ours.from_config(q.get_config())
+        new = _ours(getattr(layer, "quantizer", None))
+        if new is not None:
+            layer.quantizer = new
+
+
+def _ours(quantizer):
+    """tinyharden's equivalent of a QKeras quantizer, or None if it has none or already is one."""
+    ours = tq._OURS.get(type(quantizer).__name__)
+    if quantizer is None or ours is None or isinstance(quantizer, ours):
+        return None
+    return ours.from_config(quantizer.get_config())
 
 
 def logits_model(model):

@@ -62,10 +62,9 @@ class StepConfig:
 
 def distill_loss(teacher_logits, student_logits, temperature: float):
     """Mean T^2 * KL(softmax(t/T) || softmax(s/T)); the T^2 keeps its gradients on the CE's scale."""
-    t = tf.nn.softmax(teacher_logits / temperature)
-    log_s = tf.nn.log_softmax(student_logits / temperature)
     log_t = tf.nn.log_softmax(teacher_logits / temperature)
-    return temperature ** 2 * tf.reduce_mean(tf.reduce_sum(t * (log_t - log_s), axis=-1))
+    log_s = tf.nn.log_softmax(student_logits / temperature)
+    return temperature ** 2 * tf.reduce_mean(tf.reduce_sum(tf.exp(log_t) * (log_t - log_s), axis=-1))
 
 
 def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
@@ -76,7 +75,6 @@ def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
     persistent = cfg.jr_projections > 1 or len(cfg.jr_layers) > 1
 
     def loss_ce(y, logits):
-        logits = tf.cast(logits, tf.float32)  # bfloat16 under mixed precision
         onehot = tf.one_hot(y, cfg.num_classes)
         return tf.reduce_mean(tf.keras.losses.categorical_crossentropy(
             onehot, logits, from_logits=True, label_smoothing=cfg.label_smoothing))
@@ -105,11 +103,12 @@ def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
                 if feat is not None:
                     k = max(1, int(round(cfg.jr_fraction * x.shape[0])))
                     _, regs = jr_terms(x[:k])
+            logits = tf.cast(logits, tf.float32)  # bfloat16 under mixed precision
             ce = loss_ce(y, logits)
             task = ce
             if cfg.distill_weight > 0:
                 soft = tf.stop_gradient(tf.cast(teacher(x, training=False), tf.float32))
-                kd = distill_loss(soft, tf.cast(logits, tf.float32), cfg.distill_temperature)
+                kd = distill_loss(soft, logits, cfg.distill_temperature)
                 task = (1.0 - cfg.distill_weight) * ce + cfg.distill_weight * kd
             penalty = tf.add_n([lam * r for lam, r in zip(cfg.jr_lambdas, regs)]) if regs else 0.0
             loss = task + penalty
