@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
 
@@ -61,8 +61,22 @@ class ModelSpec(_Section):
     num_classes: int | None = Field(None, ge=2)
 
 
+def _known_preset(value: str | None) -> str | None:
+    """A preset name from the registry, or a ValueError with did-you-mean."""
+    from tinyharden.quantization.presets import PRESETS
+
+    if value is not None and value not in PRESETS:
+        close = difflib.get_close_matches(value, PRESETS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown preset '{value}' (choose from {', '.join(PRESETS)}){hint}")
+    return value
+
+
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+
+
 class LayerQuant(_Section):
-    preset: str | None = None
+    preset: PresetName | None = None
     kernel: str | None = None
     bias: str | None = None
     activation: str | None = None
@@ -83,7 +97,7 @@ class IncrementalSpec(_Section):
 
 
 class QuantizationSpec(_Section):
-    preset: str = "float"
+    preset: PresetName = "float"
     activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
     layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
     incremental: IncrementalSpec | None = None
@@ -91,17 +105,6 @@ class QuantizationSpec(_Section):
         1.0, ge=1, description="stochastic quantizers' sampling temperature grows geometrically to this multiple "
                                "by the last epoch (1 = constant); sharper sampling late in training matches the "
                                "deterministic inference weights")
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, v: str) -> str:
-        from tinyharden.quantization.presets import PRESETS
-
-        if v not in PRESETS:
-            close = difflib.get_close_matches(v, PRESETS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"unknown preset '{v}' (choose from {', '.join(PRESETS)}){hint}")
-        return v
 
 
 class AugmentSpec(_Section):

@@ -53,8 +53,6 @@ def resolve(spec, layer_name: str) -> LayerQuantizers:
     if entry is None:
         return base
     chosen = PRESETS[entry.preset] if entry.preset else base
-    if entry.preset and entry.preset not in PRESETS:  # pragma: no cover - validated earlier
-        raise KeyError(entry.preset)
     return LayerQuantizers(
         _pick(entry.kernel, chosen.kernel),
         _pick(entry.bias, chosen.bias),
