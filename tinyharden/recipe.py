@@ -16,6 +16,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
+from tinyharden.registry import DATASETS, PRESETS
 
 
 def parse_number(value: Any) -> Any:
@@ -37,7 +38,7 @@ class _Section(BaseModel):
 
 
 class DataSpec(_Section):
-    dataset: Literal["cifar10", "speech_commands", "digits", "synthetic"] = "digits"
+    dataset: Annotated[str, AfterValidator(_known_dataset)] = "digits"
     path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     limit_train: int | None = Field(None, gt=0)
@@ -63,12 +64,15 @@ class ModelSpec(_Section):
 
 def _known_preset(value: str | None) -> str | None:
     """A preset name from the registry, or a ValueError with did-you-mean."""
-    from tinyharden.quantization.presets import PRESETS
-
     if value is not None and value not in PRESETS:
-        close = difflib.get_close_matches(value, PRESETS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown preset '{value}' (choose from {', '.join(PRESETS)}){hint}")
+        raise ValueError(PRESETS.unknown(value))
+    return value
+
+
+def _known_dataset(value: str) -> str:
+    if value not in DATASETS:
+        names = [f"'{n}'" for n in DATASETS.names()]
+        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}{DATASETS.hint(value)}")
     return value
 
 

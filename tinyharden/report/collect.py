@@ -10,8 +10,9 @@ A training folder (recipe.yaml) without metrics.json is unfinished, which is an 
 a folder that `attack` or `export` wrote for a bare model file has no metrics.json and
 reports what it has. A missing attack.json or export.json only leaves its cells empty.
 
-attack.json is read defensively (its module is young): any field this reader needs and
-does not find becomes a one-line error naming the run, the file and the field.
+Each file is first validated against its versioned model (tinyharden.artifacts): a
+field this reader needs and does not find, or another schema_version, is a one-line
+error naming the run, the file and the field.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from typing import Any
 
 from tinyharden.errors import UserError
 from tinyharden.stats import wilson_interval
-from tinyharden.workspace import read_json
+from tinyharden.workspace import RunFolder, read_json
 
-METRICS, FOOTPRINT, EXPORT, ATTACK = "metrics.json", "footprint.json", "export.json", "attack.json"
+METRICS, FOOTPRINT, EXPORT, ATTACK = RunFolder.METRICS, RunFolder.FOOTPRINT, RunFolder.EXPORT, RunFolder.ATTACK
 ARTIFACTS = (METRICS, FOOTPRINT, EXPORT, ATTACK)
 DEFAULT_MAX_DROP = 1.0  # points; the export's own default when its record names no gate
 _HISTORY_KEYS = ("epoch", "loss", "ce", "train_acc", "val_loss", "val_acc")
@@ -210,6 +211,19 @@ def _fix_for(file: str, path: Path) -> str:
             ATTACK: f"re-attack it (tinyharden attack {path})"}[file]
 
 
+def _validate(path: Path, name: str, doc: Any) -> None:
+    """Check `doc` against its versioned artifact model (tinyharden.artifacts)."""
+    from tinyharden.artifacts import ArtifactError, validate_artifact
+
+    try:
+        validate_artifact(name.removesuffix(".json"), doc, file=name)
+    except ArtifactError as exc:
+        version = doc.get("schema_version") if isinstance(doc, dict) else None
+        seen = f" (schema_version {version})" if version is not None else ""
+        raise UserError(f"run '{path}': {exc}{seen}, a format this report does not read; "
+                        f"{_fix_for(name, path)}") from None
+
+
 def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
     """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
     path = Path(path)
@@ -226,8 +240,7 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
                         "by tinyharden train, attack or export")
     docs = {name: read_json(path / name) for name in ARTIFACTS if present[name]}
     for name, doc in docs.items():
-        if not isinstance(doc, dict):
-            raise UserError(f"run '{path}': {name} is not a JSON object; {_fix_for(name, path)}")
+        _validate(path, name, doc)
     current = METRICS
     try:
         metrics, footprint = docs.get(METRICS), docs.get(FOOTPRINT)

@@ -1,24 +1,30 @@
-"""Export end to end: convert, check parity on the MCU interpreter, measure, write, gate.
+"""The export job: convert, check parity on the MCU interpreter, measure, write, gate.
+
+    from tinyharden.jobs.export import ExportRequest, export
+    result = export(ExportRequest(target=Path("runs/quickstart")), Path("runs"))
 
 The artifacts (model.tflite, model_data.h/.cc, footprint.json, export.json) are always
 written before any gate is judged, so a model over budget can still be inspected; the
-caller raises on `result["failed"]`.
+caller raises on `result.failed`. Options left unset come from the run's recipe
+(`export:` section), else the `ExportSpec` defaults.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from tinyharden.data.base import Dataset, stratified_limit
+from tinyharden.data.base import Dataset, check_model_fits, stratified_limit
 from tinyharden.errors import UserError
-from tinyharden.workspace import atomic_write_bytes, atomic_write_json
+from tinyharden.workspace import RunFolder, atomic_write_bytes, atomic_write_json, resolve_model
 
-TFLITE_FILE = "model.tflite"
-C_STEM = "model_data"
-FOOTPRINT_FILE = "footprint.json"
-EXPORT_FILE = "export.json"
+TFLITE_FILE = RunFolder.TFLITE
+C_STEM = RunFolder.C_STEM
+FOOTPRINT_FILE = RunFolder.FOOTPRINT
+EXPORT_FILE = RunFolder.EXPORT
 
 # (stage, done, total) -> None; stages: "calibrate", "tflm".
 Progress = Callable[[str, int, int], None]
@@ -54,10 +60,8 @@ def _model_input_shape(model) -> tuple:
 
 def check_compatible(model, dataset: Dataset) -> None:
     """Raise a UserError unless `model` takes one input of the dataset's shape."""
-    want = _model_input_shape(model)
-    if tuple(dataset.input_shape) != want:
-        raise UserError(f"model '{model.name}' takes inputs of shape {want} but {dataset.name} has {dataset.input_shape}; "
-                        "pick the dataset the model was trained on (--data)")
+    check_model_fits(_model_input_shape(model), None, dataset, model.name,
+                     fix="pick the dataset the model was trained on (--data)")
 
 
 def check_gates(parity: dict, deployed: dict, *, max_drop: float | None, allow_drop: bool,
@@ -76,6 +80,31 @@ def check_gates(parity: dict, deployed: dict, *, max_drop: float | None, allow_d
     return gates
 
 
+def _parity(model, twin, micro, dataset: Dataset, data_range, model_range, *, limit: int | None, seed: int,
+            progress: Progress | None) -> dict[str, Any]:
+    """Keras vs its int8 twin vs the TFLM interpreter on (a subset of) the test split."""
+    from tinyharden.workspace import package_versions
+
+    keep = stratified_limit(dataset.y_test, limit, seed + 1)
+    x_test = to_model_units(dataset.x_test[keep], data_range, model_range)
+    y_test = np.asarray(dataset.y_test[keep])
+    keras_pred = keras_outputs(model, x_test).argmax(-1)
+    twin_pred = keras_outputs(twin, x_test).argmax(-1)
+    tick = (lambda i: progress("tflm", i, len(x_test))) if progress else None
+    micro_pred = micro.predict(x_test, progress=tick).argmax(-1)
+    keras_acc, micro_acc = _accuracy(keras_pred, y_test), _accuracy(micro_pred, y_test)
+    return {
+        "samples": int(len(y_test)),
+        "keras_accuracy": round(keras_acc, 3),
+        "twin_accuracy": round(_accuracy(twin_pred, y_test), 3),
+        "tflite_accuracy": round(micro_acc, 3),
+        "drop": round(keras_acc - micro_acc, 3),
+        "agreement": round(float(np.mean(keras_pred == micro_pred) * 100.0) if len(y_test) else 0.0, 3),
+        "interpreter": f"tflite-micro {package_versions().get('tflite-micro')}",
+        "units": "percent; drop in points (keras - tflite)",
+    }
+
+
 def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: Sequence[float] | None = None,
                  formats: Sequence[str] = ("tflite", "c"), calib: int = 500, limit: int | None = None,
                  seed: int = 0, max_drop: float | None = 1.0, allow_drop: bool = False,
@@ -90,7 +119,6 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     from tinyharden.export.micro import MicroModel
     from tinyharden.export.tflite import export_tflite
     from tinyharden.footprint import summarize
-    from tinyharden.workspace import package_versions
 
     out_dir = Path(out_dir)
     data_range = tuple(float(v) for v in dataset.input_range)
@@ -112,24 +140,7 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     micro = MicroModel(tflite_bytes)
     arena = micro.arena()
 
-    keep = stratified_limit(dataset.y_test, limit, seed + 1)
-    x_test = to_model_units(dataset.x_test[keep], data_range, model_range)
-    y_test = np.asarray(dataset.y_test[keep])
-    keras_pred = keras_outputs(model, x_test).argmax(-1)
-    twin_pred = keras_outputs(twin, x_test).argmax(-1)
-    tick = (lambda i: progress("tflm", i, len(x_test))) if progress else None
-    micro_pred = micro.predict(x_test, progress=tick).argmax(-1)
-    keras_acc, micro_acc = _accuracy(keras_pred, y_test), _accuracy(micro_pred, y_test)
-    parity = {
-        "samples": int(len(y_test)),
-        "keras_accuracy": round(keras_acc, 3),
-        "twin_accuracy": round(_accuracy(twin_pred, y_test), 3),
-        "tflite_accuracy": round(micro_acc, 3),
-        "drop": round(keras_acc - micro_acc, 3),
-        "agreement": round(float(np.mean(keras_pred == micro_pred) * 100.0) if len(y_test) else 0.0, 3),
-        "interpreter": f"tflite-micro {package_versions().get('tflite-micro')}",
-        "units": "percent; drop in points (keras - tflite)",
-    }
+    parity = _parity(model, twin, micro, dataset, data_range, model_range, limit=limit, seed=seed, progress=progress)
     deployed = {
         "flash_bytes": len(tflite_bytes),
         "arena_bytes": arena["total"],
@@ -153,7 +164,10 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
 
     gates = check_gates(parity, deployed, max_drop=max_drop, allow_drop=allow_drop,
                         max_flash=max_flash, max_ram=max_ram)
+    from tinyharden.artifacts import SCHEMA_VERSION
+
     record = {
+        "schema_version": SCHEMA_VERSION,
         "source": source,
         "dataset": dataset.name,
         "input_range": list(model_range),
@@ -169,3 +183,80 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     atomic_write_json(out_dir / EXPORT_FILE, record)
     return {**record, "out_dir": str(out_dir), "footprint": footprint,
             "failed": [g for g in gates if not g["passed"]]}
+
+
+# --------------------------------------------------------------------------- the job
+
+class ExportRequest(BaseModel):
+    """What to export and the budgets; None means the recipe's `export:` value, else the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Path
+    formats: Optional[list[Literal["tflite", "c"]]] = None
+    calib: Optional[int] = Field(None, gt=0)
+    dataset: Optional[str] = Field(None, description="dataset of a bare model file")
+    input_range: Optional[tuple[float, float]] = None
+    limit: Optional[int] = Field(None, gt=0)
+    max_drop: Optional[float] = Field(None, ge=0)
+    allow_drop: bool = False
+    max_flash: Optional[int] = Field(None, gt=0)
+    max_ram: Optional[int] = Field(None, gt=0)
+    unsafe: bool = False
+    name: Optional[str] = Field(None, description="run folder for a bare model file (shared with `attack --name`)")
+
+
+@dataclass
+class ExportResult:
+    record: dict[str, Any]
+    out_dir: Path
+    footprint: dict[str, Any]
+    failed: list[dict[str, Any]]
+
+
+def _bare_dataset(name: Optional[str], model_path: Path) -> Dataset:
+    from tinyharden.data.base import load_dataset
+    from tinyharden.recipe import DataSpec
+    from tinyharden.registry import DATASETS
+
+    if name is None:
+        raise UserError(f"'{model_path}' is a bare model file: pass --data ({DATASETS.choices()}) "
+                        "for calibration and the parity check")
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset '{name}'; --data takes one of {DATASETS.choices()}{DATASETS.hint(name)}")
+    return load_dataset(DataSpec(dataset=name), 0)
+
+
+def export(request: ExportRequest, workspace: Path, *, progress: Progress | None = None,
+           on_load: Callable[[Path], None] | None = None) -> ExportResult:
+    """Export a run folder's model (into it) or a model file (into a new or `request.name` folder)."""
+    from tinyharden.data.base import load_dataset
+    from tinyharden.models.loading import load_model
+    from tinyharden.recipe import ExportSpec
+
+    located = resolve_model(request.target, what="export", saved_model=True)
+    if located.run is not None:
+        recipe = located.run.recipe()
+        spec, seed = recipe.export or ExportSpec(), recipe.seed
+        if on_load:
+            on_load(located.run.path)
+        model = load_model(located.model_file, unsafe=request.unsafe)
+        dataset = load_dataset(recipe.data, recipe.seed)
+    else:
+        spec, seed = ExportSpec(), 0
+        model = load_model(located.model_file, unsafe=request.unsafe)
+        dataset = _bare_dataset(request.dataset, request.target)
+    check_compatible(model, dataset)
+    if located.run is not None:
+        out_dir = located.run.path
+    else:  # created only once the model and data are known to fit
+        name = request.name or f"export-{request.target.stem or request.target.name}"
+        out_dir = RunFolder.for_model_file(workspace, name, seed=seed, named=request.name is not None).path
+    result = export_model(
+        model, dataset, out_dir, model_range=request.input_range, formats=request.formats or list(spec.formats),
+        calib=request.calib or spec.calib, limit=request.limit, seed=seed,
+        max_drop=spec.max_drop if request.max_drop is None else request.max_drop, allow_drop=request.allow_drop,
+        max_flash=request.max_flash or spec.max_flash, max_ram=request.max_ram or spec.max_ram,
+        source=str(request.target), progress=progress)
+    return ExportResult(record={k: v for k, v in result.items() if k not in ("footprint", "failed", "out_dir")},
+                        out_dir=out_dir, footprint=result["footprint"], failed=result["failed"])
