@@ -91,8 +91,8 @@ def check_model_fits(input_shape: tuple, num_classes: int | None, dataset: Datas
         raise UserError(f"model '{source}' takes inputs of shape {tuple(input_shape)} but {dataset.name} has "
                         f"{tuple(dataset.input_shape)}; {fix}")
     if num_classes is not None and int(num_classes) != dataset.num_classes:
-        raise UserError(f"model '{source}' has {num_classes} outputs but {dataset.name} has {dataset.num_classes} "
-                        f"classes; {fix}")
+        raise UserError(f"model '{source}' outputs {num_classes} classes but {dataset.name} has "
+                        f"{dataset.num_classes}; {fix}")
 
 
 def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
