@@ -137,13 +137,19 @@ def validate_artifact(kind: str, doc: Any, *, file: str | None = None) -> _Artif
 
 
 def read_artifact(run_dir: str | Path, kind: str, *, file: str | None = None) -> _Artifact:
-    """Read and validate artifact `kind` of a run folder (or `file` inside it)."""
-    from tinyharden.workspace import read_json
+    """Read and validate artifact `kind` of a run folder (or `file` inside it); see `RunFolder.read`."""
+    import json
 
     name, _ = MODELS[kind]
     path = Path(run_dir) / (file or name)
     try:
-        return validate_artifact(kind, read_json(path), file=file or name)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"'{path}' is missing; run {WRITERS[kind]} first") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"'{path}' is not valid JSON ({exc}); re-run {WRITERS[kind]} to write it again") from None
+    try:
+        return validate_artifact(kind, doc, file=file or name)
     except ArtifactError as exc:
         raise ArtifactError(f"'{path}': {exc}, a format this version does not read; re-run {WRITERS[kind]} "
                             "to write it again") from None

@@ -40,7 +40,7 @@ def handle_errors(fn):
             fail(str(exc), exc.code)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]; partial results were not written (use --resume where offered)")
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except MemoryError:
             fail("out of memory; lower the batch size (train.batch_size=...) or the sample count (-n)", 1)
 

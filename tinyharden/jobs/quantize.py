@@ -29,7 +29,7 @@ from tinyharden.artifacts import SCHEMA_VERSION
 from tinyharden.data import Dataset
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import Interrupted, UserError
-from tinyharden.quantization.convert import INPUT_SCALE, input_rescaling, quantize_model
+from tinyharden.models.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
 from tinyharden.registry import DATASETS, PRESETS
 from tinyharden.stats import wilson_interval
@@ -315,7 +315,7 @@ def _data_section(request: QuantizeRequest) -> dict:
 def _quant_section(request: QuantizeRequest, float_model) -> dict:
     """--config, then --ends for the first and last quantizable layers, then --preset."""
     from tinyharden.models.loading import logits_model
-    from tinyharden.quantization.convert import weighted_layer_names
+    from tinyharden.models.convert import weighted_layer_names
 
     quant = read_quant_config(request.config) if request.config is not None else {}
     if request.ends is not None:
@@ -344,7 +344,7 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
                         "or a --recipe with a data: section")
     from tinyharden.data import load_dataset
     from tinyharden.models.loading import load_model, logits_model
-    from tinyharden.quantization.convert import check_supported
+    from tinyharden.models.convert import check_supported
 
     inherited = None
     if is_run:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyharden.errors import UserError
+from tinyharden.formatting import fmt_eps
 from tinyharden.stats import wilson_interval
 from tinyharden.workspace import RunFolder, read_json
 
@@ -85,16 +86,6 @@ def _attack_proportion(d: Any) -> dict[str, Any] | None:
 
 def same_eps(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-
-
-def fmt_eps(e: float | None) -> str:
-    """8/255 rather than 0.0313725: budgets are usually whole 255ths."""
-    if e is None:
-        return ""
-    k = e * 255
-    if e > 0 and abs(k - round(k)) < 1e-6:
-        return f"{round(k)}/255"
-    return f"{e:.4g}"
 
 
 def _scalar_params(params: Any) -> dict[str, Any]:
