@@ -105,27 +105,10 @@ def _parity(model, twin, micro, dataset: Dataset, data_range, model_range, *, li
     }
 
 
-def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: Sequence[float] | None = None,
-                 formats: Sequence[str] = ("tflite", "c"), calib: int = 500, limit: int | None = None,
-                 seed: int = 0, max_drop: float | None = 1.0, allow_drop: bool = False,
-                 max_flash: int | None = None, max_ram: int | None = None,
-                 source: str = "", progress: Progress | None = None) -> dict[str, Any]:
-    """Export `model` (trained on `dataset`, inputs in `model_range`) into `out_dir`.
-
-    Returns the export record (also written as export.json) with the footprint under
-    "footprint" and the failed gates under "failed".
-    """
-    from tinyharden.export.c_source import write_c_files
-    from tinyharden.export.micro import MicroModel
+def _convert(model, dataset: Dataset, data_range, model_range, *, calib: int, seed: int,
+             progress: Progress | None) -> tuple[bytes, Any, int]:
+    """(flatbuffer, float twin, calibration samples): int8 conversion calibrated on training inputs."""
     from tinyharden.export.tflite import export_tflite
-    from tinyharden.footprint import summarize
-
-    out_dir = Path(out_dir)
-    data_range = tuple(float(v) for v in dataset.input_range)
-    model_range = tuple(float(v) for v in (model_range or data_range))
-    if model_range[1] <= model_range[0]:
-        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. --input-range 0,255")
-    check_compatible(model, dataset)
 
     rng = np.random.default_rng(seed)
     n_calib = min(calib, len(dataset.x_train))
@@ -136,7 +119,45 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     tflite_bytes, twin = export_tflite(model, calib_x)
     if progress:
         progress("calibrate", n_calib, n_calib)
+    return tflite_bytes, twin, n_calib
 
+
+def _write_files(out_dir: Path, tflite_bytes: bytes, micro, footprint: dict, *, formats: Sequence[str],
+                 source: str) -> list[str]:
+    from tinyharden.export.c_source import write_c_files
+
+    files = []
+    if "tflite" in formats:
+        files.append(atomic_write_bytes(out_dir / TFLITE_FILE, tflite_bytes).name)
+    if "c" in formats:
+        files += [p.name for p in write_c_files(out_dir, tflite_bytes, input_q=micro.input, output_q=micro.output,
+                                                 stem=C_STEM, source=source)]
+    atomic_write_json(out_dir / FOOTPRINT_FILE, footprint)
+    return files + [FOOTPRINT_FILE]
+
+
+def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: Sequence[float] | None = None,
+                 formats: Sequence[str] = ("tflite", "c"), calib: int = 500, limit: int | None = None,
+                 seed: int = 0, max_drop: float | None = 1.0, allow_drop: bool = False,
+                 max_flash: int | None = None, max_ram: int | None = None,
+                 source: str = "", progress: Progress | None = None) -> dict[str, Any]:
+    """Export `model` (trained on `dataset`, inputs in `model_range`) into `out_dir`.
+
+    Returns the export record (also written as export.json) with the footprint under
+    "footprint" and the failed gates under "failed".
+    """
+    from tinyharden.export.micro import MicroModel
+    from tinyharden.footprint import summarize
+
+    out_dir = Path(out_dir)
+    data_range = tuple(float(v) for v in dataset.input_range)
+    model_range = tuple(float(v) for v in (model_range or data_range))
+    if model_range[1] <= model_range[0]:
+        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. --input-range 0,255")
+    check_compatible(model, dataset)
+
+    tflite_bytes, twin, n_calib = _convert(model, dataset, data_range, model_range, calib=calib, seed=seed,
+                                           progress=progress)
     micro = MicroModel(tflite_bytes)
     arena = micro.arena()
 
@@ -153,14 +174,7 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     footprint = summarize(model)
     footprint["deployed"] = deployed
 
-    files = []
-    if "tflite" in formats:
-        files.append(atomic_write_bytes(out_dir / TFLITE_FILE, tflite_bytes).name)
-    if "c" in formats:
-        files += [p.name for p in write_c_files(out_dir, tflite_bytes, input_q=micro.input, output_q=micro.output,
-                                                 stem=C_STEM, source=source)]
-    atomic_write_json(out_dir / FOOTPRINT_FILE, footprint)
-    files.append(FOOTPRINT_FILE)
+    files = _write_files(out_dir, tflite_bytes, micro, footprint, formats=formats, source=source)
 
     gates = check_gates(parity, deployed, max_drop=max_drop, allow_drop=allow_drop,
                         max_flash=max_flash, max_ram=max_ram)

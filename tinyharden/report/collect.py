@@ -215,9 +215,8 @@ def _validate(path: Path, name: str, doc: Any) -> None:
                         f"{_fix_for(name, path)}") from None
 
 
-def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
-    """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
-    path = Path(path)
+def _read_docs(path: Path) -> tuple[dict[str, Any], dict[str, bool]]:
+    """The run's JSON artifacts by file name, each validated, and which files are present."""
     if not path.exists():
         raise UserError(f"run '{path}' not found; pass a run folder written by tinyharden train, attack or export")
     if not path.is_dir():
@@ -232,6 +231,28 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
     docs = {name: read_json(path / name) for name in ARTIFACTS if present[name]}
     for name, doc in docs.items():
         _validate(path, name, doc)
+    return docs, present
+
+
+def _metrics_part(row: dict[str, Any], metrics: dict[str, Any]) -> list[dict]:
+    """Fill `row` from metrics.json; returns the per-epoch history for the plots."""
+    test = _need(metrics, "test", METRICS)
+    row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
+    row["clean"]["source"] = METRICS
+    ds = metrics.get("dataset")
+    row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
+    row["model"] = metrics.get("model")
+    row["quantization"] = metrics.get("quantization")
+    row["defense"] = metrics.get("defense")
+    row["parameters"] = metrics.get("parameters")
+    row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
+    return [{k: h.get(k) for k in _HISTORY_KEYS if k in h} for h in metrics.get("history") or [] if isinstance(h, dict)]
+
+
+def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
+    """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
+    path = Path(path)
+    docs, present = _read_docs(path)
     current = METRICS
     try:
         metrics, footprint = docs.get(METRICS), docs.get(FOOTPRINT)
@@ -245,18 +266,7 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
         }
         history: list[dict] = []
         if metrics is not None:
-            test = _need(metrics, "test", METRICS)
-            row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
-            row["clean"]["source"] = METRICS
-            ds = metrics.get("dataset")
-            row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
-            row["model"] = metrics.get("model")
-            row["quantization"] = metrics.get("quantization")
-            row["defense"] = metrics.get("defense")
-            row["parameters"] = metrics.get("parameters")
-            row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
-            history = [{k: h.get(k) for k in _HISTORY_KEYS if k in h}
-                       for h in metrics.get("history") or [] if isinstance(h, dict)]
+            history = _metrics_part(row, metrics)
         current = FOOTPRINT
         if footprint is not None:
             totals = _need(footprint, "totals", FOOTPRINT)
