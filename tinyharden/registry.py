@@ -83,7 +83,8 @@ class Registry:
 
 DATASETS = Registry("dataset")
 DATASETS.register("cifar10", "tinyharden.data.cifar10:load_cifar10", folder="cifar10")
-DATASETS.register("speech_commands", "tinyharden.data.speech_commands:load_speech_commands", folder="speech_commands")
+DATASETS.register("speech_commands", "tinyharden.data.speech_commands:load_speech_commands", folder="speech_commands",
+                  spaces=("features", "waveform"))
 DATASETS.register("digits", "tinyharden.data.digits:load_digits", embedded="embedded (scikit-learn)")
 DATASETS.register("synthetic", "tinyharden.data.synthetic:load_synthetic", embedded="generated")
 

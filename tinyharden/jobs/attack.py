@@ -152,10 +152,12 @@ def _data_spec(request: AttackRequest, run_recipe: Recipe | None, user_recipe: R
                         "and, if its inputs are not in [0,1], --input-range LO,HI")
     if request.data_path is not None:
         dspec = dspec.model_copy(update={"path": str(request.data_path)})
-    spaces = getattr(dspec, "space", None)
-    if request.space is not None and spaces is None:
-        raise UserError(f"--space applies to speech_commands only; {dspec.dataset} has a single input space")
-    return dspec, request.space or spaces or "features"
+    # Datasets with more than one input space (features or raw waveform) say so in the registry.
+    spaces = DATASETS.meta(dspec.dataset).get("spaces")
+    if request.space is not None and not spaces:
+        with_spaces = [n for n in DATASETS.names() if DATASETS.meta(n).get("spaces")]
+        raise UserError(f"--space applies to {', '.join(with_spaces)} only; {dspec.dataset} has a single input space")
+    return dspec, request.space or (dspec.space if spaces else "features")
 
 
 def _attack_spec(request: AttackRequest, run_recipe: Recipe | None, user_recipe: Recipe | None) -> AttackSpec:
