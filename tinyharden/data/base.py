@@ -93,6 +93,10 @@ def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
 def load_dataset(spec, seed: int = 0) -> Dataset:
     """Load the dataset a recipe's `data:` section describes."""
     name = spec.dataset
+    if spec.fold is not None and name not in ("digits", "speech_commands"):
+        # Ignoring data.fold would give every fold the same split: a silently wrong mean.
+        raise UserError(f"data.fold is set but {name} has no k-fold split (digits and speech_commands do); "
+                        "remove data.fold")
     if name == "digits":
         from tinyharden.data.digits import load_digits
         ds = load_digits(spec, seed)
