@@ -100,7 +100,7 @@ def _cell_recipe(base: dict[str, Any], values: dict[str, Any], seed: int, name: 
     for key in values:  # validate one key at a time, so the error names the line of the culprit
         probe = copy.deepcopy(base)
         set_dotted(probe, key, values[key])
-        validate_cell(probe, f"{where[key]}: grid.{key}={values[key]!r}")
+        validate_cell(probe, where[key])
     return validate_cell(data, where[next(iter(values))] if values else "sweep")
 
 

@@ -47,24 +47,24 @@ class SweepSpec(_Strict):
     overrides: list[str] = Field(default_factory=list, description="dotted overrides applied to every cell")
     resources: Resources = Field(default_factory=Resources)
 
-    @field_validator("grid")
-    @classmethod
-    def _values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in grid.items():
-            if not values:
-                raise ValueError(f"'{key}' has no values; give a list such as [0, 1]")
-            if len({yaml.safe_dump(v) for v in values}) != len(values):
-                raise ValueError(f"'{key}' lists a value twice; each cell must differ")
-            if key in ("seed", "name"):
-                raise ValueError(f"'{key}' cannot be swept in grid; use seeds: [...] for seeds (the sweep names its cells)")
-        return grid
-
     @field_validator("stages")
     @classmethod
     def _train_first(cls, stages: list[str]) -> list[str]:
         if "train" not in stages:
             raise ValueError("stages must include train (a cell trains its recipe, then attacks and exports it)")
         return list(dict.fromkeys(stages))
+
+
+def _check_grid(spec: SweepSpec, source: str, lines: dict[tuple, int]) -> None:
+    for key, values in spec.grid.items():
+        where = _where(source, lines, ("grid", key))
+        if not values:
+            raise UserError(f"{where}: grid.{key} has no values; give a list such as [0, 1]")
+        if len({yaml.safe_dump(v) for v in values}) != len(values):
+            raise UserError(f"{where}: grid.{key} lists a value twice; each cell must differ")
+        if key in ("seed", "name"):
+            raise UserError(f"{where}: grid.{key} cannot be swept; use seeds: [...] for seeds "
+                            "(the sweep names its cells)")
 
 
 def _where(source: str, lines: dict[tuple, int], loc: tuple) -> str:
@@ -129,6 +129,7 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, Path, dict[tuple, int]]:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise _schema_error(exc, str(path), lines) from None
+    _check_grid(spec, str(path), lines)
     return spec, find_recipe(spec, path), lines
 
 
