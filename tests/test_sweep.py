@@ -4,12 +4,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -193,50 +190,14 @@ def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path):
     assert "1 of 2 cells failed" in result.stderr
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture
 def ray_cluster():
-    """A real one-node Ray cluster on loopback, 2 CPUs; its processes are ours and are stopped afterwards."""
+    """A real one-node Ray cluster on loopback, 2 CPUs, stopped afterwards (tinyharden.sweep.loopback)."""
     pytest.importorskip("ray")
-    port, client, agent, grpc, metrics, node, obj, rt_env = _free_ports(8)
-    temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    cmd = [shutil.which("ray") or "ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-           "--port", str(port), "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats",
-           "--temp-dir", str(temp), "--ray-client-server-port", str(client),
-           "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(grpc),
-           "--metrics-export-port", str(metrics), "--node-manager-port", str(node),
-           "--object-manager-port", str(obj), "--runtime-env-agent-port", str(rt_env)]
-    head = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: we stop exactly what we started
-    try:
-        deadline = time.monotonic() + 120
-        while not list(temp.glob("session_*/sockets/raylet*")):
-            assert head.poll() is None, "ray start --head exited early"
-            assert time.monotonic() < deadline, "the Ray head did not come up in 120 s"
-            time.sleep(1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        head.terminate()
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # raylet, GCS and workers share the group we created
-        except ProcessLookupError:
-            pass
-        shutil.rmtree(temp, ignore_errors=True)
+    from tinyharden.sweep.loopback import loopback_cluster
+
+    with loopback_cluster(num_cpus=2, env={"PYTHONPATH": str(ROOT)}) as address:
+        yield address
 
 
 @pytest.mark.slow

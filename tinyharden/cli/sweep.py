@@ -6,7 +6,7 @@ the others ran); 2 a bad sweep file or option; 130 interrupted (the next run con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -33,9 +33,9 @@ def _progress(total: int):
 @handle_errors
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="YAML sweep file: name, recipe, grid, seeds, stages.", show_default=False)],
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Cells run at once on this machine, each in its own process. Default 1.")] = None,
-    address: Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS", help="Run the cells as tasks on this Ray cluster (host:port or ray://...). Default: $RAY_ADDRESS, else this machine.")] = None,
-    storage: Annotated[Optional[Path], typer.Option("--storage", help="Folder for runs/<sweep>/<cell>/, seen by every node. Default: the workspace.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Cells run at once on this machine, each in its own process. Default 1.")] = None,
+    address: Annotated[str | None, typer.Option("--address", envvar="RAY_ADDRESS", help="Run the cells as tasks on this Ray cluster (host:port or ray://...). Default: $RAY_ADDRESS, else this machine.")] = None,
+    storage: Annotated[Path | None, typer.Option("--storage", help="Folder for runs/<sweep>/<cell>/, seen by every node. Default: the workspace.")] = None,
 ) -> None:
     """Run a sweep: the cross product of a recipe's dotted overrides, folds and seeds.
 
@@ -70,7 +70,7 @@ def sweep(
                         "fix the cause and re-run: finished cells are skipped", code=1)
 
 
-def report_sweep(sweep_dir: Path, *, fmt: str, dest: Optional[Path], plots: bool, bars: dict) -> None:
+def report_sweep(sweep_dir: Path, *, fmt: str, dest: Path | None, plots: bool, bars: dict) -> None:
     """`tinyharden report runs/<sweep>`: the aggregate in `fmt`, its plot, gates on the means (exit 3)."""
     from tinyharden.errors import GateFailed
     from tinyharden.sweep.plot import write_plot

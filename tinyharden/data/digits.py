@@ -38,7 +38,7 @@ def stratified_fold_of(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
 def _test_indices(y: np.ndarray, spec, seed: int) -> np.ndarray:
     if spec.fold is None:
         rng = np.random.default_rng(seed)
-        return np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(TEST_FRACTION * np.sum(y == c)))]
+        return np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(TEST_FRACTION * np.sum(y == c))]
                                for c in range(10)])
     if not 0 <= spec.fold < spec.folds:
         raise UserError(f"data.fold is {spec.fold} but data.folds is {spec.folds}; pick a fold in 0..{spec.folds - 1}")

@@ -97,9 +97,9 @@ def _cell_recipe(base: dict[str, Any], values: dict[str, Any], seed: int, name: 
             set_dotted(data, key, value)
         except UserError as exc:
             raise UserError(f"{where[key]}: {exc}") from None
-    for key in values:  # validate one key at a time, so the error names the line of the culprit
+    for key, value in values.items():  # one key at a time, so the error names the culprit's line
         probe = copy.deepcopy(base)
-        set_dotted(probe, key, values[key])
+        set_dotted(probe, key, value)
         validate_cell(probe, where[key])
     return validate_cell(data, where[next(iter(values))] if values else "sweep")
 

@@ -15,8 +15,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tinyharden.sweep.cell import read_status
 from tinyharden.workspace import atomic_write_text
@@ -28,12 +29,9 @@ _GRACE_SECONDS = 20.0
 def _start(task: dict[str, Any], logs: Path) -> subprocess.Popen:
     task_file = logs / f"{task['id']}.task.json"
     atomic_write_text(task_file, json.dumps(task))
-    log = open(logs / f"{task['id']}.log", "ab")
-    try:
+    with open(logs / f"{task['id']}.log", "ab") as log:  # the child keeps its own descriptor
         return subprocess.Popen([sys.executable, "-m", "tinyharden.sweep.worker", str(task_file)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    finally:
-        log.close()  # the child holds its own descriptor
 
 
 def _outcome(task: dict[str, Any], code: int, log: Path) -> dict[str, Any]:

@@ -16,8 +16,9 @@ last checkpoint: that is what makes a killed sweep continue where it stopped.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tinyharden.errors import UserError
 from tinyharden.recipe import Recipe

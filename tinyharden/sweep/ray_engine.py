@@ -12,7 +12,8 @@ gives the same metrics. Ray is imported here only, when a cluster is used: `tiny
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tinyharden.errors import UserError
 

@@ -112,16 +112,20 @@ def check_gates(doc: dict[str, Any], bars: dict[str, float | None]) -> list[dict
     eps = doc.get("headline_eps")
     pseudo = []
     for p in doc["points"]:
-        mean = lambda key: (p["stats"].get(key) or {}).get("mean")  # noqa: E731
-        worst = mean(f"worst@{_eps_key(eps)}") if eps is not None else None
+        stat = p["stats"]
+        worst = _mean(stat, f"worst@{_eps_key(eps)}") if eps is not None else None
         pseudo.append({"id": p["id"], "kind": "measured", "missing": [] if eps is not None else ["attack.json"],
-                       "clean": None if mean("clean") is None else {"value": mean("clean")},
+                       "clean": None if _mean(stat, "clean") is None else {"value": _mean(stat, "clean")},
                        "worst_case": None if worst is None else {"value": worst},
-                       "flash_bytes": mean("flash_bytes"), "ram_bytes": mean("ram_bytes")})
+                       "flash_bytes": _mean(stat, "flash_bytes"), "ram_bytes": _mean(stat, "ram_bytes")})
     results = report_gates.check(pseudo, bars)
     doc["gates"] = {"bars": {k: v for k, v in bars.items() if v is not None}, "on": "means over folds and seeds",
                     "results": results}
     return [r for r in results if not r["passed"]]
+
+
+def _mean(stat: dict[str, Any], key: str) -> float | None:
+    return (stat.get(key) or {}).get("mean")
 
 
 def _eps_key(eps: float) -> str:

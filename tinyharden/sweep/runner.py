@@ -13,9 +13,10 @@ sweep interrupted at any moment leaves a valid aggregate of what finished, and t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tinyharden.errors import UserError
 from tinyharden.sweep.aggregate import SWEEP_FILE, aggregate
