@@ -249,3 +249,14 @@ def test_a_sweep_interrupted_mid_cell_resumes_with_no_cell_run_twice(tmp_path):
     assert epochs.count(1) == 1 and sorted(set(epochs)) == [1, 2, 3, 4]  # resumed, not restarted
     doc = json.loads((runs / "killed" / "sweep.json").read_text())
     assert doc["summary"] == {"done": 2, "failed": 0, "pending": 0}
+
+
+def test_sweep_help_imports_neither_tensorflow_nor_ray():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom tinyharden.cli.app import app\n"
+            "r = CliRunner().invoke(app, ['sweep', '--help'])\nassert r.exit_code == 0, r.output\n"
+            "assert 'Example: tinyharden sweep' in r.output\n"
+            "print(sorted(m for m in ('tensorflow', 'ray') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
