@@ -110,6 +110,7 @@ def test_stats_are_the_mean_sample_std_and_t_interval():
     assert math.isclose(s["mean"], 0.9) and math.isclose(s["std"], 0.1)
     half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t(0.975, 2)
     assert np.allclose(s["ci95"], [0.9 - half, 0.9 + half])
+    assert stats([0.9, 1.0], (0.0, 1.0))["ci95"][1] == 1.0
     assert stats([0.5])["std"] is None and stats([0.5])["ci95"] is None
 
 
@@ -155,7 +156,7 @@ def test_a_2x2_sweep_runs_locally_into_run_folders_and_aggregates(local_sweep):
             assert math.isclose(s["mean"], (a + b) / 2), key
             assert math.isclose(s["std"], abs(a - b) / math.sqrt(2)), key  # sample std of two values
             half = 12.706204736174707 * s["std"] / math.sqrt(2)  # t(0.975, 1)
-            assert np.allclose(s["ci95"], [s["mean"] - half, s["mean"] + half])
+            assert np.allclose(s["ci95"], [max(0.0, s["mean"] - half), min(1.0, s["mean"] + half)])
         assert point["stats"]["parameters"]["mean"] == 19850
     assert "worst case 8/255" in result.stdout
 

@@ -6,7 +6,7 @@
 
 Per grid point (the cells that differ only by fold and seed) and per metric: the mean,
 the sample standard deviation (n - 1) and the 95% Student-t interval of the mean over the
-finished cells. Metrics: clean test accuracy, each attack's robust accuracy at each eps,
+finished cells (accuracies' intervals clipped to [0, 1]). Metrics: clean test accuracy, each attack's robust accuracy at each eps,
 the suite's per-sample worst case, the int8 accuracy on TFLite Micro and the footprint.
 A cell's numbers are read from its run folder by the report's own reader (no TensorFlow).
 """
@@ -25,8 +25,8 @@ FOOTPRINT = (("parameters", "parameters", "count"), ("packed_bytes", "packed wei
              ("flash_bytes", "flash", "bytes"), ("ram_bytes", "RAM (arena)", "bytes"))
 
 
-def stats(values: list[float]) -> dict[str, Any]:
-    """Mean, sample std and the 95% t interval of the mean (None where n is too small)."""
+def stats(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Mean, sample std and the 95% t interval of the mean (None where n is too small), clipped to `bounds`."""
     from scipy.stats import t
 
     n = len(values)
@@ -37,7 +37,10 @@ def stats(values: list[float]) -> dict[str, Any]:
         return {"mean": mean, "std": None, "ci95": None, "n": 1, "values": list(values)}
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n, "values": list(values)}
+    lo, hi = mean - half, mean + half
+    if bounds is not None:  # an accuracy's interval past 100% says nothing more than 100%
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return {"mean": mean, "std": std, "ci95": [lo, hi], "n": n, "values": list(values)}
 
 
 def cell_metrics(run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -107,7 +110,8 @@ def aggregate(sweep: Sweep, sweep_dir: Path, records: dict[str, dict[str, Any]])
     by_id = {c["id"]: c for c in cells}
     for p in points.values():
         done = [by_id[c] for c in p["cells"] if by_id[c]["status"] == "done"]
-        p["stats"] = {m["key"]: stats([c["metrics"][m["key"]] for c in done if m["key"] in c["metrics"]])
+        p["stats"] = {m["key"]: stats([c["metrics"][m["key"]] for c in done if m["key"] in c["metrics"]],
+                                      (0.0, 1.0) if m["unit"] == "fraction" else None)
                       for m in metrics}
     eps = [m["eps"] for m in metrics if m["kind"] == "worst"] or [m["eps"] for m in metrics if m["kind"] == "robust"]
     spec = sweep.spec

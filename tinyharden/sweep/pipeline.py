@@ -69,16 +69,16 @@ def run_pipeline(recipe: Recipe, run_dir: Path, *, stages: Sequence[str]) -> dic
     from tinyharden.attacks.job import run_attack
 
     run_dir = Path(run_dir)
-    done: dict[str, Any] = {"stages": {}, "export_failed": []}
+    done: dict[str, Any] = {"stage_status": {}, "export_failed": []}
     _train(recipe, run_dir)
-    done["stages"]["train"] = "done"
+    done["stage_status"]["train"] = "done"
     if "attack" in stages and recipe.attack is not None:
         if not (run_dir / "attack.json").is_file():
             run_attack(run_dir, workspace=run_dir.parent)
-        done["stages"]["attack"] = "done"
+        done["stage_status"]["attack"] = "done"
     if "export" in stages and recipe.export is not None:
         if not (run_dir / "export.json").is_file():
             done["export_failed"] = _export(recipe, run_dir)
-        done["stages"]["export"] = "done"
+        done["stage_status"]["export"] = "done"
     _report(run_dir)
     return done
