@@ -6,8 +6,9 @@
 
 Per grid point (the cells that differ only by fold and seed) and per metric: the mean,
 the sample standard deviation (n - 1) and the 95% Student-t interval of the mean over the
-finished cells (accuracies' intervals clipped to [0, 1]). Metrics: clean test accuracy, each attack's robust accuracy at each eps,
-the suite's per-sample worst case, the int8 accuracy on TFLite Micro and the footprint.
+finished cells (accuracies' intervals clipped to [0, 1]). Metrics: clean test accuracy,
+each attack's robust accuracy at each eps, the suite's per-sample worst case, the int8
+accuracy on TFLite Micro and the footprint.
 A cell's numbers are read from its run folder by the report's own reader (no TensorFlow).
 """
 from __future__ import annotations
