@@ -223,7 +223,8 @@ def test_a_sweep_interrupted_mid_cell_resumes_with_no_cell_run_twice(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen([sys.executable, "-m", "tinyharden", "-w", str(runs), "sweep", str(path)],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its group: cleaned up whatever happens
     second = runs / "killed" / "fold-1_seed-0"
     deadline = time.monotonic() + 1800  # bounded, and generous: a loaded 2-core machine
     try:
@@ -236,7 +237,8 @@ def test_a_sweep_interrupted_mid_cell_resumes_with_no_cell_run_twice(tmp_path):
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 130, stderr[-2000:]
     assert "run the same command again to continue" in stderr
     assert not (second / "metrics.json").exists()
