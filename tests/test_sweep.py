@@ -32,7 +32,7 @@ def write_sweep(folder: Path, name: str, grid: str, *, overrides=TINY, stages="[
 def cli(*args: str, timeout: float = 2400, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "tinyharden", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tinyharden", *args], capture_output=True, text=True, check=False,
                           timeout=timeout, env=env, cwd=ROOT, **kw)
 
 
