@@ -62,7 +62,12 @@ def sweep(
     except KeyboardInterrupt:
         raise UserError(f"interrupted; finished cells are kept in {where}; run the same command again to "
                         "continue (finished cells are skipped, unfinished ones resume)", code=EXIT_INTERRUPTED) from None
-    out.print(render_table(doc))
+    if out.is_terminal:
+        out.print(render_table(doc))
+    else:  # piped or captured: no width to respect, so do not squeeze the table to 80 columns
+        from rich.console import Console
+
+        Console(width=200, highlight=False).print(render_table(doc))
     err.print(f"sweep.json: {where / 'sweep.json'}; render it with: tinyharden report {where}", highlight=False)
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     if failed:
