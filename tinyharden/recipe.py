@@ -43,8 +43,8 @@ class DataSpec(_Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     limit_train: int | None = Field(None, gt=0)
     limit_test: int | None = Field(None, gt=0)
-    # speech_commands
-    fold: int | None = Field(None, ge=0, description="k-fold cross-validation by speaker: which fold is the test split")
+    # speech_commands and digits
+    fold: int | None = Field(None, ge=0, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
     folds: int = Field(5, ge=2)
     space: Literal["features", "waveform"] = "features"
     # synthetic

@@ -84,8 +84,9 @@ class Registry:
 DATASETS = Registry("dataset")
 DATASETS.register("cifar10", "tinyharden.data.cifar10:load_cifar10", folder="cifar10")
 DATASETS.register("speech_commands", "tinyharden.data.speech_commands:load_speech_commands", folder="speech_commands",
-                  spaces=("features", "waveform"))
-DATASETS.register("digits", "tinyharden.data.digits:load_digits", embedded="embedded (scikit-learn)")
+                  spaces=("features", "waveform"), folds="by speaker")
+DATASETS.register("digits", "tinyharden.data.digits:load_digits", embedded="embedded (scikit-learn)",
+                  folds="stratified")
 DATASETS.register("synthetic", "tinyharden.data.synthetic:load_synthetic", embedded="generated")
 
 MODELS = Registry("model")

@@ -64,6 +64,9 @@ def report(
 
     Example: tinyharden report runs/quickstart runs/cifar10-stq-jr --format html --min-robust 30%
 
+    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead,
+    with a plot of robust accuracy against the swept value; the gates then apply to the means.
+
     Published figures of the study are added for the datasets in the report, marked as such.
 
     Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
@@ -86,6 +89,10 @@ def report(
     dest = out_file
     if dest is None and fmt == "html":
         dest = Path(runs[0]) / "report.html"  # a page needs a file; stdout is for text formats
+    if len(runs) == 1 and (Path(runs[0]) / "sweep.json").is_file():
+        from tinyharden.cli.sweep import report_sweep
+
+        return report_sweep(Path(runs[0]), fmt=fmt, dest=out_file, plots=plots, bars=bars)
     plots_dir = (dest.parent if dest is not None else Path(runs[0])) if plots else None
 
     result = report_job(ReportRequest(runs=runs, eps=headline, baseline=baseline, bars=bars, references=references,

@@ -109,6 +109,10 @@ def load_dataset(spec, seed: int = 0) -> Dataset:
     """Load the dataset a recipe's `data:` section describes."""
     from tinyharden.registry import DATASETS
 
+    if spec.fold is not None and not DATASETS.meta(spec.dataset).get("folds"):
+        # Ignoring data.fold would give every fold the same split: a silently wrong mean.
+        with_folds = ", ".join(n for n in DATASETS.names() if DATASETS.meta(n).get("folds"))
+        raise UserError(f"data.fold is set but {spec.dataset} has no k-fold split ({with_folds} do); remove data.fold")
     ds = DATASETS.get(spec.dataset)(spec, seed)
     if spec.limit_train:
         keep = stratified_limit(ds.y_train, spec.limit_train, seed)

@@ -56,9 +56,11 @@ class RunResult:
         return list(self.report.failed) + list(self.export_failed)
 
 
-def _attack(run_dir: Path, workspace: Path, events: RunEvents) -> AttackOutcome:
+def attack_stage(run_dir: Path, workspace: Path, events: RunEvents | None = None) -> AttackOutcome:
+    """The recipe's attack section on the run's model, into its folder (`tinyharden attack RUN`)."""
     from tinyharden.jobs.attack import AttackRequest, attack
 
+    events = events or RunEvents()
     try:
         return attack(AttackRequest(model=run_dir), workspace, progress=events.attack_progress)
     except UserError as exc:
@@ -66,7 +68,8 @@ def _attack(run_dir: Path, workspace: Path, events: RunEvents) -> AttackOutcome:
                         f"tinyharden attack {run_dir}", code=exc.code) from None
 
 
-def _export(run_dir: Path, recipe: Recipe, dataset, limit: Optional[int]) -> dict[str, Any]:
+def export_stage(run_dir: Path, recipe: Recipe, dataset, limit: Optional[int] = None) -> dict[str, Any]:
+    """The recipe's export section on the saved model, exactly as `tinyharden export RUN` sees it."""
     from tinyharden.jobs.export import export_model
     from tinyharden.models import load_model
 
@@ -78,13 +81,14 @@ def _export(run_dir: Path, recipe: Recipe, dataset, limit: Optional[int]) -> dic
                         source=str(run_dir))
 
 
-def _report(run_dir: Path, bars: Bars) -> ReportResult:
+def report_stage(run_dir: Path, bars: Bars | None = None) -> ReportResult:
+    """report.html and report.json (with plots) of one run, in its folder."""
     from tinyharden.jobs.report import ReportRequest, report
     from tinyharden.report.render import render
     from tinyharden.workspace import atomic_write_json, atomic_write_text
 
     folder = RunFolder(run_dir)
-    result = report(ReportRequest(runs=[run_dir], bars=bars, plots_dir=run_dir))
+    result = report(ReportRequest(runs=[run_dir], bars=bars or Bars(), plots_dir=run_dir))
     atomic_write_text(folder.file(RunFolder.REPORT_HTML), render(result.doc, "html", result.plot_files))
     atomic_write_json(folder.file(RunFolder.REPORT_JSON), result.doc)
     return result
@@ -107,7 +111,7 @@ def run(recipe: Recipe, workspace: Path, *, bars: Bars | None = None, limit: Opt
     outcome = None
     if recipe.attack is not None:
         events.stage("attack", f"{', '.join(recipe.attack.suite)} on {recipe.attack.n} test samples")
-        outcome = _attack(run_dir, workspace, events)
+        outcome = attack_stage(run_dir, workspace, events)
         events.attacked(outcome)
     else:
         events.stage("attack", "skipped: the recipe has no attack section")
@@ -115,12 +119,12 @@ def run(recipe: Recipe, workspace: Path, *, bars: Bars | None = None, limit: Opt
     exported = None
     if recipe.export is not None:
         events.stage("export", ", ".join(recipe.export.formats))
-        exported = _export(run_dir, recipe, trained.dataset, limit)
+        exported = export_stage(run_dir, recipe, trained.dataset, limit)
         events.exported(exported)
     else:
         events.stage("export", "skipped: the recipe has no export section")
 
     events.stage("report")
     return RunResult(run_dir=run_dir, metrics=trained.metrics, attack=outcome, export=exported,
-                     report=_report(run_dir, bars or Bars()),
+                     report=report_stage(run_dir, bars),
                      export_failed=exported["failed"] if exported else [])
