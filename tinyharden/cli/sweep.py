@@ -6,12 +6,15 @@ the others ran); 2 a bad sweep file or option; 130 interrupted (the next run con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tinyharden.cli.common import err, handle_errors, out, state
 from tinyharden.errors import EXIT_INTERRUPTED, UserError
+
+if TYPE_CHECKING:
+    from tinyharden.jobs.report import Bars
 
 
 def _progress(total: int):
@@ -75,7 +78,7 @@ def sweep(
                         "fix the cause and re-run: finished cells are skipped", code=1)
 
 
-def report_sweep(sweep_dir: Path, *, fmt: str, dest: Path | None, plots: bool, bars: dict) -> None:
+def report_sweep(sweep_dir: Path, *, fmt: str, dest: Path | None, plots: bool, bars: Bars) -> None:
     """`tinyharden report runs/<sweep>`: the aggregate in `fmt`, its plot, gates on the means (exit 3)."""
     from tinyharden.errors import GateFailed
     from tinyharden.sweep.plot import write_plot
@@ -86,7 +89,7 @@ def report_sweep(sweep_dir: Path, *, fmt: str, dest: Path | None, plots: bool, b
     if not isinstance(doc, dict) or doc.get("kind") != "tinyharden sweep" or doc.get("schema_version") != 1:
         raise UserError(f"'{sweep_dir / 'sweep.json'}' is not a sweep.json this version reads (schema_version 1); "
                         "re-run tinyharden sweep to rewrite it")
-    failed = check_gates(doc, bars)
+    failed = check_gates(doc, bars.model_dump())
     if fmt == "csv":
         raise UserError("--format csv is per run; for a sweep use table, md, json or html (sweep.json holds every cell)")
     if dest is None and fmt == "html":
