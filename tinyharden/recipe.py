@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
+from tinyharden.safe_yaml import load_bounded, parse_cli_value
 
 
 def parse_number(value: Any) -> Any:
@@ -232,32 +233,6 @@ class Recipe(_Section):
 
 # --------------------------------------------------------------------------- loading
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key, by its path."""
-
-
-def _compose_lines(text: str) -> dict[tuple, int]:
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=_LineLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value
-                lines[path + (key,)] = key_node.start_mark.line + 1
-                walk(value_node, path + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[path + (i,)] = item.start_mark.line + 1
-                walk(item, path + (i,))
-
-    walk(root, ())
-    return lines
-
-
 def _section_model(path: tuple) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at `path` (for 'did you mean')."""
     model: Any = Recipe
@@ -336,10 +311,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".")]
     if not all(parts):
         raise UserError(f"override '{text}': empty key part; use section.key=value, e.g. train.epochs=2")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    value = parse_cli_value(raw, source=f"override '{key.strip()}'")
     return parts, value
 
 
@@ -370,14 +342,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read recipe '{path}': {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"{where}: {problem}; fix the YAML syntax (indentation, colons, quotes)") from None
-    lines = _compose_lines(text)
+    data, lines = load_bounded(text, source=str(path))
     if overrides:
         # Validate the file alone first, so its errors point at its lines.
         validate(data, source=str(path), lines=lines)

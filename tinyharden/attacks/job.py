@@ -145,7 +145,7 @@ def run_attack(
 # --------------------------------------------------------------------------- helpers
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    import yaml
+    from tinyharden.safe_yaml import parse_cli_value
 
     params: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -153,10 +153,7 @@ def _parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
         name, dot, field = key.strip().partition(".")
         if not sep or not dot or not name or not field:
             raise UserError(f"--param '{item}' must look like ATTACK.KEY=VALUE, e.g. pgd.steps=40")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+        value = parse_cli_value(raw, source=f"--param '{key.strip()}'")
         params.setdefault(name, {})[field] = value
     return params
 

@@ -18,12 +18,12 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from tinyharden.data import Dataset
 from tinyharden.errors import UserError
 from tinyharden.quantization.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
+from tinyharden.safe_yaml import read_yaml_file
 from tinyharden.stats import wilson_interval
 from tinyharden.workspace import atomic_path, atomic_write_json
 
@@ -51,10 +51,7 @@ def read_quant_config(path: Path) -> dict:
     """A `quantization:` section from YAML: the section itself or a recipe holding one."""
     if not path.is_file():
         raise UserError(f"quantization config '{path}' not found; pass a YAML file with preset, activation and layers")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: {getattr(exc, 'problem', None) or 'invalid YAML'}; fix the YAML syntax") from None
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping (preset, activation, layers), got {type(data).__name__}")
     section = data.get("quantization", data)
@@ -64,7 +61,7 @@ def read_quant_config(path: Path) -> dict:
 
 def _raw_recipe(path: Path) -> dict:
     load_recipe(path)  # validates, so errors point at the file's lines
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(path) or {}
     data.pop("model", None)  # the model is the one being quantized
     return data
 
