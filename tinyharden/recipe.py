@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
 from tinyharden.safe_yaml import load_bounded, parse_cli_value
@@ -62,11 +62,20 @@ class ModelSpec(_Section):
     num_classes: int | None = Field(None, ge=2)
 
 
+def _check_quantizer(value: str | None) -> str | None:
+    from tinyharden.quantization.expr import check_quantizer  # the package imports TensorFlow
+
+    return check_quantizer(value)
+
+
+QuantizerText = Annotated[str | None, AfterValidator(_check_quantizer)]
+
+
 class LayerQuant(_Section):
     preset: str | None = None
-    kernel: str | None = None
-    bias: str | None = None
-    activation: str | None = None
+    kernel: QuantizerText = None
+    bias: QuantizerText = None
+    activation: QuantizerText = None
 
 
 class IncrementalSpec(_Section):
@@ -85,7 +94,7 @@ class IncrementalSpec(_Section):
 
 class QuantizationSpec(_Section):
     preset: str = "float"
-    activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
+    activation: QuantizerText = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
     layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
     incremental: IncrementalSpec | None = None
     temperature_growth: float = Field(

@@ -20,7 +20,6 @@ from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before Q
 
 import qkeras  # noqa: E402
 from qkeras import quantizers as qk  # noqa: E402
-from qkeras.safe_eval import safe_eval  # noqa: E402
 
 K = keras.backend
 
@@ -227,18 +226,22 @@ _OURS = {
 
 
 def make_quantizer(expr: str | None):
-    """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)"."""
+    """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)".
+
+    The string is parsed, never evaluated (`tinyharden.quantization.expr`): only a known
+    quantizer with literal, known arguments is built.
+    """
+    from tinyharden.errors import UserError
+    from tinyharden.quantization.expr import parse_quantizer
+
     if expr is None:
         return None
-    scope = dict(vars(qk))
-    scope.update(_OURS)
+    parsed = parse_quantizer(expr)
+    cls = _OURS.get(parsed.name) or getattr(qk, parsed.name)
     try:
-        q = safe_eval(expr, scope)
-    except Exception as exc:  # QKeras raises bare Exceptions for bad expressions
-        from tinyharden.errors import UserError
-
-        raise UserError(f"cannot build quantizer '{expr}': {exc}; use QKeras syntax such as quantized_bits(8,0,1)") from None
-    return q
+        return cls(*parsed.args, **parsed.kwargs)
+    except Exception as exc:  # QKeras raises bare Exceptions for bad arguments
+        raise UserError(f"cannot build quantizer '{expr}': {str(exc)[:160]}; use QKeras syntax such as quantized_bits(8,0,1)") from None
 
 
 def is_stochastic(quantizer) -> bool:
