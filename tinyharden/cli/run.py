@@ -33,7 +33,7 @@ def _train(recipe):
         try:
             return trainer, trainer.fit()
         except KeyboardInterrupt:
-            raise UserError(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume the training with: "
+            raise UserError(f"interrupted; checkpointed through epoch {trainer.checkpointed_epoch}; resume the training with: "
                             f"tinyharden train --resume {trainer.run_dir}", code=130) from None
 
 

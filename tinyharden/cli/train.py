@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state
+from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state, warn
 
 
 @handle_errors
@@ -27,7 +27,7 @@ def train(
     progress = TrainProgress(enabled=progress_enabled())
     with progress:
         if resume is not None:
-            trainer = run.resume(resume, on_progress=progress.update)
+            trainer = run.resume(resume, on_progress=progress.update, warn=warn)
         else:
             parsed = load_recipe(recipe, overrides or [])
             trainer = run.start(parsed, state.workspace, on_progress=progress.update)
@@ -37,7 +37,7 @@ def train(
         except KeyboardInterrupt:
             from tinyharden.errors import UserError
 
-            raise UserError(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume with: "
+            raise UserError(f"interrupted; checkpointed through epoch {trainer.checkpointed_epoch}; resume with: "
                             f"tinyharden train --resume {trainer.run_dir}", code=130) from None
     out.print(metrics_table(metrics))
     from tinyharden.footprint import render_table

@@ -19,6 +19,8 @@ import numpy as np
 from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
 
 import qkeras  # noqa: E402
+
+from tinyharden import rng as _rng  # noqa: E402  - the checkpointed sampling stream
 from qkeras import quantizers as qk  # noqa: E402
 
 K = keras.backend
@@ -107,9 +109,9 @@ def _ternary_sample(self, x):
     temperature = self.temperature * _TEMPERATURE_SCALE
     p0 = tf.sigmoid(temperature * (x_norm - t))
     p1 = tf.sigmoid(temperature * (x_norm + t))
-    q0 = tf.sign(p0 - tf.random.uniform(tf.shape(p0)))
+    q0 = tf.sign(p0 - _rng.stream().uniform(tf.shape(p0)))
     q0 += 1.0 - tf.abs(q0)
-    q1 = tf.sign(p1 - tf.random.uniform(tf.shape(p1)))
+    q1 = tf.sign(p1 - _rng.stream().uniform(tf.shape(p1)))
     q1 += 1.0 - tf.abs(q1)
     q = (q0 + q1) / 2.0
     self.scale = scale
@@ -122,7 +124,7 @@ def _binary_sample(self, x):
     else:
         std = 1.0
     p = tf.sigmoid(self.temperature * _TEMPERATURE_SCALE * x / std)
-    q = tf.sign(p - tf.random.uniform(tf.shape(x)))
+    q = tf.sign(p - _rng.stream().uniform(tf.shape(x)))
     q += 1.0 - tf.abs(q)
     q_det = tf.sign(x)
     q_det += 1.0 - tf.abs(q_det)
