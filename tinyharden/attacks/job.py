@@ -84,6 +84,10 @@ def run_attack(
     job = _resolve(model, recipe=recipe, data=data, data_path=data_path, space=space, suite=suite, eps=eps, n=n,
                    norm=norm, eot=eot, params=list(params or ()), seed=seed, source=source)
 
+    from tinyharden.writable import check_writable
+
+    # Before the attack runs: a folder that cannot take attack.json would waste all of it.
+    check_writable(job["run_dir"] or workspace, what="run folder" if job["run_dir"] else "workspace")
     from tinyharden.attacks.report import SCHEMA_VERSION
     from tinyharden.attacks.suite import SuiteConfig, run_suite
     from tinyharden.workspace import atomic_save_npz, atomic_write_json, package_versions, write_env

@@ -90,7 +90,10 @@ def export(
     from tinyharden.recipe import ExportSpec, load_recipe
     from tinyharden.workspace import new_run_dir, write_env
 
+    from tinyharden.writable import check_writable
+
     is_run = target.is_dir() and (target / "recipe.yaml").is_file()
+    check_writable(target if is_run else state.workspace, what="run folder" if is_run else "workspace", create=not is_run)
     if is_run:
         recipe = load_recipe(target / "recipe.yaml")
         if not (target / "model.h5").is_file():

@@ -109,7 +109,16 @@ def quantize(
         if data_section.get("dataset"):
             warn(f"--data is ignored for run folder '{model}': its recipe names the dataset ({inherited.data.dataset})")
         data_section = {}
+    from tinyharden.writable import check_writable
+
+    check_writable(state.workspace)  # before the model, data and fine-tune: not after
     float_model = load_model(model, unsafe=unsafe)
+    from tinyharden.quantization.dequantize import dequantize
+
+    float_model, requantized = dequantize(float_model)  # our own "float" runs may hold QKeras layers
+    if requantized:
+        warn(f"'{model}' has QKeras layers ({', '.join(requantized)}); they start from their float weights "
+             "and take the new quantizers")
     check_supported(logits_model(float_model))  # before any data is loaded: the cheap failure first
     if ends is not None:
         names = weighted_layer_names(logits_model(float_model))

@@ -9,6 +9,7 @@ from tinyharden.data import load_dataset
 from tinyharden.errors import UserError
 from tinyharden.recipe import Recipe, load_recipe
 from tinyharden.training.checkpoints import lock_run_dir
+from tinyharden.writable import check_writable
 from tinyharden.workspace import new_run_dir
 
 
@@ -42,6 +43,7 @@ def resume(run_dir: Path, *, warn: Callable[[str], None] = lambda _: None, **cal
         raise UserError(f"'{run_dir}' is not a run folder (no recipe.yaml); pass the folder `tinyharden train` created")
     if (run_dir / "metrics.json").is_file():
         raise UserError(f"run '{run_dir}' already finished (metrics.json exists); start a new run instead of --resume")
+    check_writable(run_dir, what="run folder", create=False)
     lock_run_dir(run_dir)  # before reading anything: a second --resume of the folder is refused
     recipe = load_recipe(recipe_file)
     ds = load_dataset(recipe.data, recipe.seed)
