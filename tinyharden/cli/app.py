@@ -15,6 +15,7 @@ from tinyharden.cli.quantize import quantize
 from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
 from tinyharden.cli.train import train
+from tinyharden.cli.usage import OneLineErrors
 
 app = typer.Typer(
     name="tinyharden",
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 
