@@ -90,8 +90,9 @@ def load_bounded(text: str, *, source: str) -> tuple[Any, dict[tuple, int]]:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise UserError(f"{source}: larger than {MAX_BYTES // 1024} KB, too large for a YAML recipe; "
                         "keep data out of the recipe")
-    loader = _BoundedLoader(text, source)
+    loader = None
     try:
+        loader = _BoundedLoader(text, source)  # the reader rejects control characters here
         root = loader.get_single_node()
         if root is None:
             return None, {}
@@ -104,7 +105,8 @@ def load_bounded(text: str, *, source: str) -> tuple[Any, dict[tuple, int]]:
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise UserError(f"{source}: unreadable YAML value ({str(exc)[:120]}); write a plain number or string") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, _key_lines(root)
 
 
