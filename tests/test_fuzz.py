@@ -104,7 +104,7 @@ def test_refused_generated_recipes_exit_2_in_one_line_without_a_folder(tmp_path,
 
     path = tmp_path / "fuzz.yaml"
     # an unknown top-level key guarantees a refusal, so nothing ever trains here
-    body = {"zz_unknown": 1, **doc} if isinstance(doc, dict) else doc
+    body = {"zz_unknown": 1, **doc} if isinstance(doc, dict) else {"zz_unknown": doc}
     path.write_text(yaml.safe_dump(body), encoding="utf-8")
     with pytest.raises(UserError):
         load_recipe(path)
