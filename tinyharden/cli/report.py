@@ -72,6 +72,10 @@ def report(
     if dest is None and fmt == "html":
         dest = Path(runs[0]) / "report.html"  # a page needs a file; stdout is for text formats
     plots_dir = (dest.parent if dest is not None else Path(runs[0])) if plots else None
+    from tinyharden.writable import check_writable
+
+    for folder in dict.fromkeys(p for p in (dest.parent if dest is not None else None, plots_dir) if p is not None):
+        check_writable(folder, what="report folder")  # before the runs are collected and plotted
 
     from tinyharden.report.build import generate
 
