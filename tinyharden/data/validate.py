@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import zipfile
 import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

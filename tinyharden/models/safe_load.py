@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tinyharden.errors import UserError
 
@@ -105,9 +106,10 @@ def _read_proto(path: Path, message):
 
 def _read_saved_model(folder: Path) -> list[Any]:
     """Every Keras object's metadata in a SavedModel folder, read as protobuf (nothing restored)."""
-    from tinyharden._tf import tf  # noqa: F401 - the protobuf modules ship with TensorFlow
     from tensorflow.core.protobuf import saved_model_pb2
     from tf_keras.protobuf import saved_metadata_pb2
+
+    from tinyharden._tf import tf  # noqa: F401 - the protobuf modules ship with TensorFlow
 
     if not (folder / "saved_model.pb").is_file():
         raise UserError(f"'{folder}' is a folder but neither a SavedModel (no saved_model.pb) nor a run folder "
