@@ -104,6 +104,7 @@ def new_run_dir(workspace: str | os.PathLike, name: str) -> Path:
     from tinyharden.writable import check_writable
 
     base = check_writable(workspace)
+    base.mkdir(parents=True, exist_ok=True)
     safe = _SAFE_NAME.sub("-", name).strip("-.") or "run"
     n = 1
     while True:

@@ -17,20 +17,18 @@ from tinyharden.errors import UserError
 
 
 def check_writable(folder: str | os.PathLike, *, what: str = "workspace", create: bool = True) -> Path:
-    """`folder`, created if `create`; a one-line `UserError` if it is a file or cannot be written."""
+    """`folder`; a one-line `UserError` if it (or, when `create`, the ancestor it would be made in)
+    is a file or cannot be written. Nothing is created."""
     folder = Path(folder)
     flag = "-w/--workspace DIR" if what == "workspace" else "another folder"
-    for parent in (folder, *folder.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} '{folder}': '{parent}' is a file, not a folder; choose {flag}")
-            break
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"{what} '{folder}': '{existing}' is a file, not a folder; choose {flag}")
+    if existing != folder and not create:
+        raise UserError(f"{what} '{folder}' does not exist; choose {flag}")
     try:
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-        elif not folder.is_dir():
-            raise UserError(f"{what} '{folder}' does not exist; choose {flag}")
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+        # Probe the folder, or the ancestor it would be created in: nothing is left behind.
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
