@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from tinyharden.cli.app import app
 from tinyharden.errors import UserError
-from tinyharden.quantization import expr, presets  # noqa: F401 - imported (TensorFlow) before any timing
+from tinyharden import quantizer_expr as expr  # noqa: F401
+from tinyharden.quantization import presets  # noqa: F401 - imported (TensorFlow) before any timing
 
 KEYS = ["name", "seed", "data", "model", "quantization", "train", "robustness", "attack", "export", "dataset",
         "path", "epochs", "preset", "kernel", "layers", "width", "lambda", "eps", "shape", "activation", "x"]

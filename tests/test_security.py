@@ -139,7 +139,7 @@ def test_signature_table_matches_the_quantizer_classes():
     from qkeras import quantizers as qk
 
     from tinyharden.quantization import quantizers as tq
-    from tinyharden.quantization.expr import SIGNATURES
+    from tinyharden.quantizer_expr import SIGNATURES
 
     for name, params in SIGNATURES.items():
         cls = tq._OURS.get(name) or getattr(qk, name)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tinyharden.errors import UserError
 from tinyharden.registry import DATASETS, PRESETS
+from tinyharden.quantizer_expr import check_quantizer
 from tinyharden.safe_yaml import load_bounded, parse_cli_value
 
 
@@ -63,13 +64,8 @@ class ModelSpec(_Section):
     num_classes: int | None = Field(None, ge=2, le=10_000)
 
 
-def _check_quantizer(value: str | None) -> str | None:
-    from tinyharden.quantization.expr import check_quantizer  # the package imports TensorFlow
-
-    return check_quantizer(value)
-
-
-QuantizerText = Annotated[str | None, AfterValidator(_check_quantizer)]
+# Parsed, never evaluated, and without TensorFlow: a bad quantizer fails as fast as a misspelt key.
+QuantizerText = Annotated[str | None, AfterValidator(check_quantizer)]
 
 
 def _known_preset(value: str | None) -> str | None:

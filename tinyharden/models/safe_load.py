@@ -11,7 +11,7 @@ sees a file, its config is read as plain data for every format: the `model_confi
 attribute of an `.h5`, `config.json` inside a `.keras` zip, and the object metadata of a
 SavedModel (`keras_metadata.pb`, or inside `saved_model.pb` for older files), parsed as
 protobuf messages. Every object the config names must be a known Keras/QKeras/tinyharden
-class, every quantizer string a known quantizer (`tinyharden.quantization.expr`), every
+class, every quantizer string a known quantizer (`tinyharden.quantizer_expr`), every
 activation a known one; otherwise the file is refused unless the user passes `--unsafe`.
 """
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _layer_name(obj: dict) -> str:
 
 def problems(config: Any) -> list[str]:
     """What in `config` would run code or is unknown, one phrase each (empty: safe)."""
-    from tinyharden.quantization.expr import parse_quantizer
+    from tinyharden.quantizer_expr import parse_quantizer
 
     found: list[str] = []
     known = known_classes()

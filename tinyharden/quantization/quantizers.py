@@ -231,11 +231,11 @@ _OURS = {
 def make_quantizer(expr: str | None):
     """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)".
 
-    The string is parsed, never evaluated (`tinyharden.quantization.expr`): only a known
+    The string is parsed, never evaluated (`tinyharden.quantizer_expr`): only a known
     quantizer with literal, known arguments is built.
     """
     from tinyharden.errors import UserError
-    from tinyharden.quantization.expr import parse_quantizer
+    from tinyharden.quantizer_expr import parse_quantizer
 
     if expr is None:
         return None
