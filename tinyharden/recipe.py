@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinyharden.errors import UserError
 from tinyharden.registry import DATASETS, PRESETS
+from tinyharden.quantizer_expr import check_quantizer
+from tinyharden.safe_yaml import load_bounded, parse_cli_value
 
 
 def parse_number(value: Any) -> Any:
@@ -41,25 +43,29 @@ class DataSpec(_Section):
     dataset: Annotated[str, AfterValidator(_known_dataset)] = "digits"
     path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    limit_train: int | None = Field(None, gt=0)
-    limit_test: int | None = Field(None, gt=0)
+    limit_train: int | None = Field(None, gt=0, le=10_000_000)
+    limit_test: int | None = Field(None, gt=0, le=10_000_000)
     # speech_commands and digits
-    fold: int | None = Field(None, ge=0, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
-    folds: int = Field(5, ge=2)
+    fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
+    folds: int = Field(5, ge=2, le=100)
     space: Literal["features", "waveform"] = "features"
     # synthetic
-    shape: list[int] = Field(default_factory=lambda: [8, 8, 1])
-    num_classes: int = Field(10, ge=2)
-    samples: int = Field(512, gt=0)
+    shape: list[Annotated[int, Field(gt=0, le=1024)]] = Field(default_factory=lambda: [8, 8, 1], min_length=1, max_length=4)
+    num_classes: int = Field(10, ge=2, le=10_000)
+    samples: int = Field(512, gt=0, le=1_000_000)
 
 
 class ModelSpec(_Section):
     name: str = "cnn"
     path: str | None = Field(None, description="a Keras model file to start from instead of a zoo model")
     init: str | None = Field(None, description="initialize the zoo model's weights, by layer name, from this model file or run folder (e.g. a float run before QAT)")
-    width: float = Field(1.0, gt=0, description="channel multiplier for zoo models that support it")
-    input_shape: list[int] | None = None
-    num_classes: int | None = Field(None, ge=2)
+    width: float = Field(1.0, gt=0, le=16, description="channel multiplier for zoo models that support it")
+    input_shape: list[Annotated[int, Field(gt=0, le=4096)]] | None = Field(None, min_length=1, max_length=4)
+    num_classes: int | None = Field(None, ge=2, le=10_000)
+
+
+# Parsed, never evaluated, and without TensorFlow: a bad quantizer fails as fast as a misspelt key.
+QuantizerText = Annotated[str | None, AfterValidator(check_quantizer)]
 
 
 def _known_preset(value: str | None) -> str | None:
@@ -81,16 +87,16 @@ PresetName = Annotated[str, AfterValidator(_known_preset)]
 
 class LayerQuant(_Section):
     preset: PresetName | None = None
-    kernel: str | None = None
-    bias: str | None = None
-    activation: str | None = None
+    kernel: QuantizerText = None
+    bias: QuantizerText = None
+    activation: QuantizerText = None
 
 
 class IncrementalSpec(_Section):
     """Incremental stochastic quantization (Dong et al., BMVC 2017)."""
 
     ratios: list[float] = Field(default_factory=lambda: [0.5, 0.75, 0.875, 1.0])
-    epochs_per_stage: int | None = Field(None, gt=0, description="default: the epochs split evenly over the stages")
+    epochs_per_stage: int | None = Field(None, gt=0, le=100_000, description="default: the epochs split evenly over the stages")
 
     @field_validator("ratios")
     @classmethod
@@ -102,21 +108,21 @@ class IncrementalSpec(_Section):
 
 class QuantizationSpec(_Section):
     preset: PresetName = "float"
-    activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
+    activation: QuantizerText = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
     layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
     incremental: IncrementalSpec | None = None
     temperature_growth: float = Field(
-        1.0, ge=1, description="stochastic quantizers' sampling temperature grows geometrically to this multiple "
+        1.0, ge=1, le=1e6, description="stochastic quantizers' sampling temperature grows geometrically to this multiple "
                                "by the last epoch (1 = constant); sharper sampling late in training matches the "
                                "deterministic inference weights")
 
 
 class AugmentSpec(_Section):
-    crop: int = Field(0, ge=0, description="pad-and-crop by this many pixels (images)")
+    crop: int = Field(0, ge=0, le=64, description="pad-and-crop by this many pixels (images)")
     flip: bool = False
-    noise: float = Field(0.0, ge=0, description="background-noise mixing probability (audio)")
-    noise_volume: float = Field(0.1, ge=0)
-    shift_ms: float = Field(0.0, ge=0, description="random time shift in ms (audio)")
+    noise: float = Field(0.0, ge=0, le=1, description="background-noise mixing probability (audio)")
+    noise_volume: float = Field(0.1, ge=0, le=10)
+    shift_ms: float = Field(0.0, ge=0, le=1000, description="random time shift in ms (audio)")
 
 
 class DistillSpec(_Section):
@@ -130,23 +136,23 @@ class DistillSpec(_Section):
     teacher: str | None = Field(None, description="teacher model file or run folder, taking the same inputs; "
                                                   "`tinyharden quantize --distill` sets it to the float source model")
     weight: float = Field(0.5, ge=0, le=1, description="share of the distillation term in the task loss")
-    temperature: float = Field(4.0, gt=0, description="softens both models' logits before comparing them")
+    temperature: float = Field(4.0, gt=0, le=1000, description="softens both models' logits before comparing them")
 
 
 class TrainSpec(_Section):
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(128, gt=0)
+    epochs: int = Field(10, gt=0, le=100_000)
+    batch_size: int = Field(128, gt=0, le=65_536)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, le=100)
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    warmup_epochs: float = Field(0.0, ge=0)
-    step_epochs: list[int] = Field(default_factory=list, description="epochs at which a step schedule multiplies the lr by step_gamma")
-    step_gamma: float = Field(0.1, gt=0)
+    warmup_epochs: float = Field(0.0, ge=0, le=100_000)
+    step_epochs: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(default_factory=list, description="epochs at which a step schedule multiplies the lr by step_gamma")
+    step_gamma: float = Field(0.1, gt=0, le=100)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
-    checkpoint_every: int = Field(1, gt=0, description="epochs between checkpoints")
+    checkpoint_every: int = Field(1, gt=0, le=100_000, description="epochs between checkpoints")
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes convolutions in bfloat16 (faster on CPUs with AVX-512 BF16); "
                                "quantizers and the saved model stay float32")
@@ -157,7 +163,7 @@ class JacobianLayer(_Section):
     name: str
     # None, not a number, so a resolved recipe written to a run folder reads back the same:
     # a written-out default would otherwise override `jacobian.lambda` on --resume.
-    lam: Number | None = Field(None, ge=0, alias="lambda", description="this layer's lambda (default: jacobian.lambda)")
+    lam: Number | None = Field(None, ge=0, le=1e4, alias="lambda", description="this layer's lambda (default: jacobian.lambda)")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -172,8 +178,8 @@ class JacobianSpec(_Section):
     """Jacobian regularization: loss = CE + sum_l lambda_l * ||J_l||_F^2 (random projections)."""
 
     layers: Annotated[list[JacobianLayer], BeforeValidator(_jr_layers)] = Field(default_factory=lambda: [JacobianLayer(name="logits")])
-    lam: Number | None = Field(None, ge=0, alias="lambda", description="lambda for layers that do not set their own")
-    projections: int = Field(1, gt=0)
+    lam: Number | None = Field(None, ge=0, le=1e4, alias="lambda", description="lambda for layers that do not set their own")
+    projections: int = Field(1, gt=0, le=64)
     batch_fraction: float = Field(1.0, gt=0, le=1, description="share of each batch the regularizer is computed on")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -185,9 +191,9 @@ class JacobianSpec(_Section):
 
 class AdversarialSpec(_Section):
     method: Literal["fgsm", "pgd"] = "fgsm"
-    eps: Number = Field(8 / 255, gt=0, description="in units of the [0,1] data range")
-    steps: int = Field(1, gt=0)
-    step_size: Number | None = Field(None, gt=0, description="default: 1.25*eps for fgsm (fast AT), 2.5*eps/steps for pgd")
+    eps: Number = Field(8 / 255, gt=0, le=1, description="in units of the [0,1] data range")
+    steps: int = Field(1, gt=0, le=1000)
+    step_size: Number | None = Field(None, gt=0, le=1, description="default: 1.25*eps for fgsm (fast AT), 2.5*eps/steps for pgd")
     ratio: float = Field(1.0, gt=0, le=1, description="share of adversarial examples in each batch")
     random_start: bool = True
 
@@ -207,24 +213,30 @@ def _listify(value: Any) -> Any:
 
 class AttackSpec(_Section):
     suite: Annotated[list[str], BeforeValidator(_listify)] = Field(default_factory=lambda: ["fgsm", "pgd"])
-    eps: Annotated[list[Number], BeforeValidator(_listify)] = Field(default_factory=lambda: [8 / 255])
-    n: int = Field(1000, gt=0, description="test samples attacked")
+    eps: Annotated[list[Annotated[Number, Field(gt=0, le=100)]], BeforeValidator(_listify)] = Field(default_factory=lambda: [8 / 255], min_length=1, max_length=32)
+    n: int = Field(1000, gt=0, le=1_000_000, description="test samples attacked")
     norm: Literal["linf", "l2"] = "linf"
-    eot: int | None = Field(None, gt=0)
+    eot: int | None = Field(None, gt=0, le=1000)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-attack budget overrides")
+
+    @model_validator(mode="after")
+    def _linf_within_range(self) -> "AttackSpec":
+        if self.norm == "linf" and any(e > 1 for e in self.eps):
+            raise ValueError(f"eps {max(self.eps)} exceeds the [0, 1] data range under linf; give eps such as 8/255")
+        return self
 
 
 class ExportSpec(_Section):
     formats: Annotated[list[Literal["tflite", "c"]], BeforeValidator(_listify)] = Field(default_factory=lambda: ["tflite", "c"])
-    calib: int = Field(500, gt=0)
-    max_drop: float = Field(1.0, ge=0, description="largest accuracy drop in points accepted at export")
+    calib: int = Field(500, gt=0, le=1_000_000)
+    max_drop: float = Field(1.0, ge=0, le=100, description="largest accuracy drop in points accepted at export")
     max_flash: int | None = Field(None, gt=0, description="bytes")
     max_ram: int | None = Field(None, gt=0, description="bytes")
 
 
 class Recipe(_Section):
     name: str = "run"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="every random choice derives from it")
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
@@ -238,32 +250,6 @@ class Recipe(_Section):
 
 
 # --------------------------------------------------------------------------- loading
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key, by its path."""
-
-
-def _compose_lines(text: str) -> dict[tuple, int]:
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=_LineLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value
-                lines[path + (key,)] = key_node.start_mark.line + 1
-                walk(value_node, path + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[path + (i,)] = item.start_mark.line + 1
-                walk(item, path + (i,))
-
-    walk(root, ())
-    return lines
-
 
 def _section_model(path: tuple) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at `path` (for 'did you mean')."""
@@ -343,10 +329,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".")]
     if not all(parts):
         raise UserError(f"override '{text}': empty key part; use section.key=value, e.g. train.epochs=2")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    value = parse_cli_value(raw, source=f"override '{key.strip()}'")
     return parts, value
 
 
@@ -377,14 +360,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read recipe '{path}': {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"{where}: {problem}; fix the YAML syntax (indentation, colons, quotes)") from None
-    lines = _compose_lines(text)
+    data, lines = load_bounded(text, source=str(path))
     if overrides:
         # Validate the file alone first, so its errors point at its lines.
         validate(data, source=str(path), lines=lines)

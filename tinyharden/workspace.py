@@ -107,9 +107,11 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 def new_run_dir(workspace: str | os.PathLike, name: str) -> Path:
     """Create and return a fresh run folder; never reuses an existing one."""
-    base = Path(workspace)
-    safe = _SAFE_NAME.sub("-", name).strip("-.") or "run"
+    from tinyharden.writable import check_writable
+
+    base = check_writable(workspace)
     base.mkdir(parents=True, exist_ok=True)
+    safe = _SAFE_NAME.sub("-", name).strip("-.") or "run"
     n = 1
     while True:
         candidate = base / (safe if n == 1 else f"{safe}-{n}")

@@ -16,6 +16,7 @@ from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
 from tinyharden.cli.sweep import sweep
 from tinyharden.cli.train import train
+from tinyharden.cli.usage import OneLineErrors
 
 app = typer.Typer(
     name="tinyharden",
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 

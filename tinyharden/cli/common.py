@@ -29,11 +29,26 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+_SIGINT = {"seen": False}
+
+
+def _on_sigint(signum, frame):
+    # Remembered, because TensorFlow may turn the KeyboardInterrupt raised inside one of its
+    # calls into an error of its own; that error is then reported as the interruption it is.
+    _SIGINT["seen"] = True
+    raise KeyboardInterrupt
+
+
 def handle_errors(fn):
     """Turn user errors into one red line and an exit code; never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
@@ -43,6 +58,11 @@ def handle_errors(fn):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except MemoryError:
             fail("out of memory; lower the batch size (train.batch_size=...) or the sample count (-n)", 1)
+        except Exception:
+            if not _SIGINT["seen"]:
+                raise
+            err.print("[yellow]interrupted[/]; partial results were not written (use --resume where offered)")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 

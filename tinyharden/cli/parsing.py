@@ -74,7 +74,7 @@ def parse_numbers(text: str | None, flag: str) -> list[float] | None:
 
 def parse_params(items) -> dict[str, dict]:
     """["pgd.steps=40", "square.max_iter=5000"] -> {"pgd": {"steps": 40}, "square": {"max_iter": 5000}}."""
-    import yaml
+    from tinyharden.safe_yaml import parse_cli_value
 
     params: dict[str, dict] = {}
     for item in items:
@@ -82,9 +82,6 @@ def parse_params(items) -> dict[str, dict]:
         name, dot, field = key.strip().partition(".")
         if not sep or not dot or not name or not field:
             raise UserError(f"--param '{item}' must look like ATTACK.KEY=VALUE, e.g. pgd.steps=40")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+        value = parse_cli_value(raw, source=f"--param '{key.strip()}'")
         params.setdefault(name, {})[field] = value
     return params

@@ -94,6 +94,10 @@ def report(
 
         return report_sweep(Path(runs[0]), fmt=fmt, dest=out_file, plots=plots, bars=bars)
     plots_dir = (dest.parent if dest is not None else Path(runs[0])) if plots else None
+    from tinyharden.writable import check_writable
+
+    for folder in dict.fromkeys(p for p in (dest.parent if dest is not None else None, plots_dir) if p is not None):
+        check_writable(folder, what="report folder")  # before the runs are collected and plotted
 
     result = report_job(ReportRequest(runs=runs, eps=headline, baseline=baseline, bars=bars, references=references,
                                       plots_dir=plots_dir))

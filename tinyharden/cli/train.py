@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state
+from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state, warn
 
 
 @handle_errors
@@ -30,7 +30,7 @@ def train(
     started = lambda d: err.print(f"run folder: {d}", highlight=False)  # noqa: E731
     with TrainProgress(enabled=progress_enabled()) as progress:
         if resume is not None:
-            result = jobs.resume(resume, on_progress=progress.update, on_start=started)
+            result = jobs.resume(resume, on_progress=progress.update, on_start=started, warn=warn)
         else:
             result = jobs.train(load_recipe(recipe, overrides or []), state.workspace, on_progress=progress.update,
                                 on_start=started)

@@ -121,4 +121,7 @@ def load_dataset(spec, seed: int = 0) -> Dataset:
     if spec.limit_test:
         keep = stratified_limit(ds.y_test, spec.limit_test, seed + 1)
         ds.x_test, ds.y_test = ds.x_test[keep], ds.y_test[keep]
+    from tinyharden.data.validate import check_dataset
+
+    check_dataset(ds, source=f"{spec.dataset} ({spec.path})" if spec.path else spec.dataset)
     return ds

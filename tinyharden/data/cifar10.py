@@ -59,22 +59,26 @@ def _read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _npz_arrays(folder: Path):
-    def member(path: Path, key: str) -> np.ndarray:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return z[key]
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"'{path}' is not a valid CIFAR-10 npz file ({exc}); restore it from ../shared/data/cifar10") from None
+    from tinyharden.data.validate import check_pair, open_npz, read_member
 
-    test = folder / "cifar10_test.npz"
-    x_test, y_test = member(test, "x_test"), member(test, "y_test")
+    fix = "restore it from ../shared/data/cifar10"
+
+    def pair(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        with open_npz(path, fix=fix) as z:
+            x, y = read_member(z, path, f"x_{split}", fix=fix), read_member(z, path, f"y_{split}", fix=fix)
+        check_pair(path, f"x_{split}", x, f"y_{split}", y.reshape(-1) if y.ndim == 2 else y, num_classes=10,
+                   shape=(32, 32, 3), dtypes="u")
+        return x, y.reshape(-1)
+
+    x_test, y_test = pair(folder / "cifar10_test.npz", "test")
     xs, ys = [], []
     for i in range(1, 6):
         p = folder / f"cifar10_train_batch{i}.npz"
         if not p.is_file():
             raise UserError(f"'{p}' is missing; the npz layout needs cifar10_test.npz and cifar10_train_batch1..5.npz")
-        xs.append(member(p, "x_train"))
-        ys.append(member(p, "y_train"))
+        x, y = pair(p, "train")
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys), x_test, y_test
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from tinyharden.data import frontend
 from tinyharden.data.base import Dataset, find_data_dir
 from tinyharden.errors import UserError
+from tinyharden.data.validate import NPZ_ERRORS
 
 LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_"]
 KEYWORDS = LABELS[:10]
@@ -107,7 +108,7 @@ def _read_wav(path: Path) -> np.ndarray:
 def _npz_member(z, path: Path, key: str) -> np.ndarray:
     try:
         return z[key]
-    except (OSError, ValueError, KeyError) as exc:
+    except NPZ_ERRORS as exc:
         raise UserError(f"cannot read '{key}' from '{path}' ({exc}); restore the file from ../shared/data/speech_commands") from None
 
 
@@ -124,9 +125,11 @@ def _wav_files(folder: Path) -> list[Path]:
 
 
 def _open_npz(path: Path):
+    if path.stat().st_size == 0:
+        raise UserError(f"'{path}' is empty (0 bytes); restore it from ../shared/data/speech_commands")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except NPZ_ERRORS as exc:
         raise UserError(f"'{path}' is not a readable npz file ({exc}); restore it from ../shared/data/speech_commands") from None
 
 

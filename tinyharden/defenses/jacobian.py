@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
+from tinyharden import rng
 
 
 def feature_model(model, layer_names: list[str]):
@@ -27,7 +28,7 @@ def feature_model(model, layer_names: list[str]):
 
 def random_unit(like):
     """Per-sample random directions, uniform on the unit sphere, shaped like `like`."""
-    v = tf.random.normal(tf.shape(like), dtype=like.dtype)
+    v = rng.stream().normal(tf.shape(like), dtype=like.dtype)  # checkpointed: resumes are bit-exact
     norms = tf.norm(tf.reshape(v, [tf.shape(v)[0], -1]), axis=1) + 1e-12
     return v / tf.reshape(norms, [-1] + [1] * (like.shape.rank - 1))
 

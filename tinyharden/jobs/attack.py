@@ -89,6 +89,10 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
     """
     plan = _plan(request)
     from tinyharden.attacks.suite import SuiteConfig, run_suite
+    from tinyharden.writable import check_writable
+
+    # Before the attack runs: a folder that cannot take attack.json would waste all of it.
+    check_writable(plan.run_dir or workspace, what="run folder" if plan.run_dir else "workspace")
 
     ds = _load_data(plan)
     spec = plan.spec

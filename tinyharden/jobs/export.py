@@ -248,7 +248,13 @@ def export(request: ExportRequest, workspace: Path, *, progress: Progress | None
     from tinyharden.models.loading import load_model
     from tinyharden.recipe import ExportSpec
 
+    from tinyharden.writable import check_writable
+
     located = resolve_model(request.target, what="export", saved_model=True)
+    is_run = located.run is not None
+    # Before loading anything: a folder that cannot take the artifacts would waste the whole conversion.
+    check_writable(located.run.path if is_run else workspace, what="run folder" if is_run else "workspace",
+                   create=not is_run)
     if located.run is not None:
         recipe = located.run.recipe()
         spec, seed = recipe.export or ExportSpec(), recipe.seed

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinyharden.artifacts import SCHEMA_VERSION
@@ -31,6 +30,7 @@ from tinyharden.data.base import check_model_fits
 from tinyharden.errors import Interrupted, UserError
 from tinyharden.models.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
+from tinyharden.safe_yaml import read_yaml_file
 from tinyharden.registry import DATASETS, PRESETS
 from tinyharden.stats import wilson_interval
 from tinyharden.workspace import RunFolder, atomic_path, atomic_write_json
@@ -58,10 +58,7 @@ def read_quant_config(path: Path) -> dict:
     """A `quantization:` section from YAML: the section itself or a recipe holding one."""
     if not path.is_file():
         raise UserError(f"quantization config '{path}' not found; pass a YAML file with preset, activation and layers")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: {getattr(exc, 'problem', None) or 'invalid YAML'}; fix the YAML syntax") from None
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping (preset, activation, layers), got {type(data).__name__}")
     section = data.get("quantization", data)
@@ -71,7 +68,7 @@ def read_quant_config(path: Path) -> dict:
 
 def _raw_recipe(path: Path) -> dict:
     load_recipe(path)  # validates, so errors point at the file's lines
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(path) or {}
     data.pop("model", None)  # the model is the one being quantized
     return data
 
@@ -356,7 +353,14 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
             warn(f"--data is ignored for run folder '{request.model}': its recipe names the dataset "
                  f"({inherited.data.dataset})")
         data_section = {}
-    float_model = load_model(request.model, unsafe=request.unsafe)
+    from tinyharden.quantization.dequantize import dequantize
+    from tinyharden.writable import check_writable
+
+    check_writable(workspace)  # before the model, data and fine-tune: not after
+    float_model, requantized = dequantize(load_model(request.model, unsafe=request.unsafe))
+    if requantized and warn:  # our own "float" runs are built from QKeras layers without quantizers
+        warn(f"'{request.model}' has QKeras layers ({', '.join(requantized)}); they start from their float weights "
+             "and take the new quantizers")
     check_supported(logits_model(float_model))  # before any data is loaded: the cheap failure first
     parsed, epochs = build_recipe(
         name=request.name or "quantize", data=data_section, quantization=_quant_section(request, float_model),

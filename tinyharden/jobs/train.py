@@ -27,8 +27,9 @@ def _fit(trainer, on_start: Callable[[Path], None] | None) -> TrainResult:
     try:
         metrics = trainer.fit()
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume the training with: "
-                          f"tinyharden train --resume {trainer.run_dir}") from None
+        # The epoch counter runs ahead of the last checkpoint: name only what a resume will find.
+        raise Interrupted(f"interrupted; checkpointed through epoch {trainer.checkpointed_epoch}; resume the training "
+                          f"with: tinyharden train --resume {trainer.run_dir}") from None
     return TrainResult(run_dir=trainer.run_dir, metrics=metrics, dataset=trainer.ds)
 
 
@@ -40,9 +41,9 @@ def train(recipe: Recipe, workspace: Path, *, on_progress: Callable | None = Non
     return _fit(run.start(recipe, workspace, on_progress=on_progress), on_start)
 
 
-def resume(run_dir: Path, *, on_progress: Callable | None = None,
-           on_start: Callable[[Path], None] | None = None) -> TrainResult:
-    """Continue the training in `run_dir` from its last checkpoint."""
+def resume(run_dir: Path, *, on_progress: Callable | None = None, on_start: Callable[[Path], None] | None = None,
+           warn: Callable[[str], None] | None = None) -> TrainResult:
+    """Continue the training in `run_dir` from its last verified checkpoint (`warn` hears of damaged ones)."""
     from tinyharden.training import run
 
-    return _fit(run.resume(run_dir, on_progress=on_progress), on_start)
+    return _fit(run.resume(run_dir, on_progress=on_progress, warn=warn or (lambda _: None)), on_start)

@@ -33,7 +33,9 @@ def as_spec(quantization: Any) -> QuantizationSpec:
         return quantization
     if isinstance(quantization, str):
         return QuantizationSpec(preset=quantization)
-    return QuantizationSpec.model_validate(quantization)
+    from tinyharden.recipe import validate
+
+    return validate({"quantization": quantization}, source="quantization").quantization
 
 
 class QuantBuilder:

@@ -1,62 +1,22 @@
 """Loading models users bring (.h5 / .keras / SavedModel) and our own run folders.
 
-A Lambda layer stores Python bytecode that runs on load, so a model file containing one
-is refused unless the user passes `--unsafe`. Loaded QKeras stochastic quantizers are
+Every format is vetted by `safe_load.check_model_file` before Keras deserialises anything:
+a model whose config carries code (a Lambda layer, an unknown class, ...) is refused unless
+the user passes `--unsafe`. Loaded QKeras stochastic quantizers are
 swapped for tinyharden's training-aware ones, so a loaded STQ model samples when it is
 fine-tuned and is deterministic at inference.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
 from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
+from tinyharden.models.safe_load import check_model_file
 from tinyharden.quantization import quantizers as tq
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
-
-
-def _model_config_json(path: Path) -> str | None:
-    """The model's architecture JSON, read without deserializing any layer."""
-    if path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                cfg = f.attrs.get("model_config")
-        except OSError as exc:
-            raise UserError(f"'{path}' is not a readable HDF5 model file ({exc}); re-save it with model.save('model.h5')") from None
-        if cfg is None:
-            raise UserError(f"'{path}' holds weights only, no model; save the whole model with model.save()")
-        return cfg.decode() if isinstance(cfg, bytes) else cfg
-    if path.suffix == ".keras":
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(path) as z:
-                return z.read("config.json").decode()
-        except (zipfile.BadZipFile, KeyError, OSError) as exc:
-            raise UserError(f"'{path}' is not a valid .keras archive ({exc}); re-save it with model.save('model.keras')") from None
-    return None
-
-
-def _has_lambda(config_json: str) -> list[str]:
-    found: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "Lambda":
-                found.append(node.get("config", {}).get("name", "?"))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(json.loads(config_json))
-    return found
 
 
 def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False):
@@ -68,13 +28,7 @@ def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False)
         raise UserError(f"model '{path}' not found; pass a .h5/.keras file, a SavedModel folder or a run folder")
     if path.is_file() and path.suffix not in MODEL_SUFFIXES:
         raise UserError(f"'{path}' is not a Keras model file; tinyharden loads {', '.join(MODEL_SUFFIXES)} files and SavedModel folders")
-    cfg = _model_config_json(path) if path.is_file() else None
-    if cfg is not None:
-        lambdas = _has_lambda(cfg)
-        if lambdas and not unsafe:
-            raise UserError(
-                f"'{path}' contains Lambda layer(s) {', '.join(lambdas)}, whose code would run on load; "
-                "pass --unsafe only if you trust the file")
+    check_model_file(path, unsafe=unsafe)  # reads the config as data: nothing is deserialised yet
     try:
         with keras.utils.custom_object_scope(tq.custom_objects()):
             model = keras.models.load_model(path, compile=compile, safe_mode=not unsafe) if path.suffix == ".keras" \

@@ -19,8 +19,9 @@ import numpy as np
 from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before QKeras imports TF
 
 import qkeras  # noqa: E402
+
+from tinyharden import rng as _rng  # noqa: E402  - the checkpointed sampling stream
 from qkeras import quantizers as qk  # noqa: E402
-from qkeras.safe_eval import safe_eval  # noqa: E402
 from tinyharden.footprint.summary import WEIGHT_QUANTIZERS  # noqa: E402
 
 K = keras.backend
@@ -109,9 +110,9 @@ def _ternary_sample(self, x):
     temperature = self.temperature * _TEMPERATURE_SCALE
     p0 = tf.sigmoid(temperature * (x_norm - t))
     p1 = tf.sigmoid(temperature * (x_norm + t))
-    q0 = tf.sign(p0 - tf.random.uniform(tf.shape(p0)))
+    q0 = tf.sign(p0 - _rng.stream().uniform(tf.shape(p0)))
     q0 += 1.0 - tf.abs(q0)
-    q1 = tf.sign(p1 - tf.random.uniform(tf.shape(p1)))
+    q1 = tf.sign(p1 - _rng.stream().uniform(tf.shape(p1)))
     q1 += 1.0 - tf.abs(q1)
     q = (q0 + q1) / 2.0
     self.scale = scale
@@ -124,7 +125,7 @@ def _binary_sample(self, x):
     else:
         std = 1.0
     p = tf.sigmoid(self.temperature * _TEMPERATURE_SCALE * x / std)
-    q = tf.sign(p - tf.random.uniform(tf.shape(x)))
+    q = tf.sign(p - _rng.stream().uniform(tf.shape(x)))
     q += 1.0 - tf.abs(q)
     q_det = tf.sign(x)
     q_det += 1.0 - tf.abs(q_det)
@@ -228,18 +229,22 @@ _OURS = {
 
 
 def make_quantizer(expr: str | None):
-    """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)"."""
+    """Build a quantizer from QKeras string syntax, e.g. "quantized_relu(4,2)".
+
+    The string is parsed, never evaluated (`tinyharden.quantizer_expr`): only a known
+    quantizer with literal, known arguments is built.
+    """
+    from tinyharden.errors import UserError
+    from tinyharden.quantizer_expr import parse_quantizer
+
     if expr is None:
         return None
-    scope = dict(vars(qk))
-    scope.update(_OURS)
+    parsed = parse_quantizer(expr)
+    cls = _OURS.get(parsed.name) or getattr(qk, parsed.name)
     try:
-        q = safe_eval(expr, scope)
-    except Exception as exc:  # QKeras raises bare Exceptions for bad expressions
-        from tinyharden.errors import UserError
-
-        raise UserError(f"cannot build quantizer '{expr}': {exc}; use QKeras syntax such as quantized_bits(8,0,1)") from None
-    return q
+        return cls(*parsed.args, **parsed.kwargs)
+    except Exception as exc:  # QKeras raises bare Exceptions for bad arguments
+        raise UserError(f"cannot build quantizer '{expr}': {str(exc)[:160]}; use QKeras syntax such as quantized_bits(8,0,1)") from None
 
 
 def is_stochastic(quantizer) -> bool:

@@ -8,6 +8,8 @@ from typing import Callable
 from tinyharden.data import load_dataset
 from tinyharden.errors import UserError
 from tinyharden.recipe import Recipe, load_recipe
+from tinyharden.training.checkpoints import lock_run_dir
+from tinyharden.writable import check_writable
 from tinyharden.workspace import new_run_dir
 
 
@@ -22,6 +24,7 @@ def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, teacher=
     ds = dataset if dataset is not None else load_dataset(recipe.data, recipe.seed)
     run_dir = new_run_dir(workspace, recipe.name)
     try:
+        lock_run_dir(run_dir)
         trainer = Trainer(recipe, ds, run_dir, model=model, teacher=teacher, **callbacks)
     except BaseException:  # a recipe the trainer refuses leaves no empty run folder behind
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -30,7 +33,7 @@ def start(recipe: Recipe, workspace: Path, *, model=None, dataset=None, teacher=
     return trainer
 
 
-def resume(run_dir: Path, **callbacks: Callable):
+def resume(run_dir: Path, *, warn: Callable[[str], None] = lambda _: None, **callbacks: Callable):
     """Rebuild the Trainer of an existing run folder and restore its last checkpoint."""
     from tinyharden.training.trainer import Trainer
 
@@ -40,10 +43,12 @@ def resume(run_dir: Path, **callbacks: Callable):
         raise UserError(f"'{run_dir}' is not a run folder (no recipe.yaml); pass the folder `tinyharden train` created")
     if (run_dir / "metrics.json").is_file():
         raise UserError(f"run '{run_dir}' already finished (metrics.json exists); start a new run instead of --resume")
+    check_writable(run_dir, what="run folder", create=False)
+    lock_run_dir(run_dir)  # before reading anything: a second --resume of the folder is refused
     recipe = load_recipe(recipe_file)
     ds = load_dataset(recipe.data, recipe.seed)
     trainer = Trainer(recipe, ds, run_dir, **callbacks)
-    done = trainer.restore()
+    done = trainer.restore(warn=warn)
     if done == 0 and not (run_dir / "checkpoints").exists():
         trainer.write_start_files()
     return trainer

@@ -24,7 +24,8 @@ from tinyharden.quantization import incremental
 from tinyharden.quantization import quantizers as tq
 from tinyharden.recipe import Recipe, dump_recipe
 from tinyharden.stats import wilson_interval
-from tinyharden.training import precision
+from tinyharden import rng as random_stream
+from tinyharden.training import checkpoints, precision
 from tinyharden.training.pipeline import eval_batches, train_batches
 from tinyharden.training.schedules import make_optimizer
 from tinyharden.training.steps import StepConfig, make_eval_step, make_train_step
@@ -141,6 +142,7 @@ class Trainer:
         r = self.recipe
         self.run_dir = Path(self.run_dir)
         keras.utils.set_random_seed(r.seed)
+        random_stream.reset(seed=r.seed)
         if self.model is None:
             with precision.policy(r.train.precision):
                 self.model = build_for_recipe(r, self.ds)
@@ -179,7 +181,9 @@ class Trainer:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.stage = tf.Variable(-1, dtype=tf.int64, trainable=False, name="stage")
         self.ckpt = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
-                                        stage=self.stage, masks=self.masks)
+                                        stage=self.stage, masks=self.masks, rng=random_stream.stream())
+        self.checkpointed_epoch = 0
+        checkpoints.repair_index(self.run_dir / "checkpoints")
         self.manager = tf.train.CheckpointManager(self.ckpt, str(self.run_dir / "checkpoints"), max_to_keep=2)
         if r.train.distill is not None and self.teacher is None:
             self.teacher = load_teacher(r.train.distill.teacher, self.ds)
@@ -224,20 +228,35 @@ class Trainer:
         atomic_write_text(self.run_dir / "recipe.yaml", dump_recipe(self.recipe))
         write_env(self.run_dir, self.recipe.seed)
 
-    def restore(self) -> int:
-        """Restore the latest checkpoint; returns the number of finished epochs."""
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+    def restore(self, warn: Callable[[str], None] = lambda _: None) -> int:
+        """Restore the newest readable checkpoint; returns the number of finished epochs."""
+        folder = self.run_dir / "checkpoints"
+        if checkpoints.restore_verified(self._restore_from, folder, warn=warn) is None:
             return 0
-        self.ckpt.restore(latest).assert_existing_objects_matched()
-        hist = self.run_dir / "checkpoints" / "history.json"
-        if hist.is_file():
-            self.history = json.loads(hist.read_text())[: int(self.epoch.numpy())]
-        return int(self.epoch.numpy())
+        done = self.checkpointed_epoch = int(self.epoch.numpy())
+        hist = folder / "history.json"
+        try:
+            self.history = json.loads(hist.read_text())[:done] if hist.is_file() else []
+        except (ValueError, OSError):
+            raise UserError(f"'{hist}' is damaged; the run cannot resume with its history: start a new run") from None
+        checkpoints.cut_log(self.run_dir / "train.log", done)
+        return done
+
+    def _restore_from(self, prefix: str) -> None:
+        try:
+            self.ckpt.restore(prefix).assert_existing_objects_matched()
+        except AssertionError as exc:
+            if any("rng" in name for name, _ in tf.train.list_variables(prefix)):
+                raise UserError(f"checkpoint '{prefix}' does not match this run's model ({str(exc)[:80]}); "
+                                "resume it with the recipe that wrote it") from None
+            # written before the sampling stream was checkpointed: resumable, not bit-exact
+            tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch, stage=self.stage,
+                                masks=self.masks).restore(prefix).assert_existing_objects_matched()
 
     def _save_checkpoint(self) -> None:
         self.manager.save(checkpoint_number=int(self.epoch.numpy()))
         atomic_write_json(self.run_dir / "checkpoints" / "history.json", self.history)
+        self.checkpointed_epoch = int(self.epoch.numpy())
 
     def _log(self, line: str) -> None:
         with open(self.run_dir / "train.log", "a", encoding="utf-8") as f:

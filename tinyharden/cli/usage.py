@@ -1,0 +1,55 @@
+"""Usage errors (unknown option, missing argument, bad value) as one line naming the fix.
+
+    $ tinyharden train --workspace runs recipes/quickstart.yaml
+    error: No such option: --workspace; it is a global option: put it before the command, as in tinyharden --workspace DIR train ...
+
+Click prints usage errors as a usage line, a hint line and (with rich) a boxed message;
+the CLI's promise is one line naming the problem and the fix, exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.16 vendors its own click; its commands raise that copy's exceptions
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click
+
+from tinyharden.errors import EXIT_INTERRUPTED, EXIT_USAGE
+
+_GLOBAL_OPTIONS = ("--workspace", "-w", "--version")
+
+
+def one_line(exc: click.ClickException) -> str:
+    """The error `exc` as one line: the problem, then where the usage is described."""
+    problem = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "tinyharden"
+    if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_OPTIONS:
+        command = path.split()[-1] if len(path.split()) > 1 else "COMMAND"
+        return (f"{problem}; it is a global option: put it before the command, as in "
+                f"tinyharden {exc.option_name} ... {command} ...")
+    return f"{problem}; see '{path} --help' for the usage and an example"
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: click's usage errors become one red line and exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tinyharden`: the help is the answer
+                exc.show()
+                sys.exit(EXIT_USAGE)
+            typer.echo(f"error: {one_line(exc)}", err=True)
+            sys.exit(exc.exit_code if not isinstance(exc, click.UsageError) else EXIT_USAGE)
+        except click.Abort:
+            typer.echo("error: aborted; nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
