@@ -85,6 +85,8 @@ REGISTRY: dict[str, str] = {
     "boundary": "tinyharden.attacks.boundary:Boundary",
     "zoo": "tinyharden.attacks.zoo:ZOO",
     "transfer": "tinyharden.attacks.transfer:Transfer",
+    "autoattack": "tinyharden.attacks.autoattack:AutoAttack",
+    "autoattack-rand": "tinyharden.attacks.autoattack:AutoAttackRand",
 }
 
 

@@ -126,6 +126,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     per_sample_attacks: dict[str, dict] = {}
     examples: dict[str, np.ndarray] = {}
     robust_by_attack: dict[str, dict[float, np.ndarray]] = {}
+    attack_checks: list[dict] = []  # checks an attack runs itself (autoattack's flags)
     for attack in attacks:
         a_eot = eot if attack.eot_capable else 1
         rec = {"name": attack.name, "kind": attack.kind, "implementation": attack.implementation(),
@@ -175,6 +176,9 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
                 rec["results"].append(_result(e, config.norm, nested, run_robust, success, correct, checked,
                                               correct & ~run_robust, out.queries, len(idx), elapsed,
                                               policy=config.policy))
+                if "components" in out.info:
+                    rec["results"][-1]["components"] = out.info["components"]
+                attack_checks.extend(out.info.get("checks", []))
                 robust_by_attack[attack.name][e] = nested
                 examples[f"{attack.name}_eps{k}"] = checked.x_adv
                 ps["adv_pred"].append(pred)
@@ -196,6 +200,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     if config.checks:
         checks.append(masking.blackbox_beats_whitebox(records, len(x)))
         checks.append(masking.eps_not_decreasing(records, len(x)))
+        checks.extend(attack_checks)
         if getattr(target, "differentiable", False) and hasattr(target, "logits"):
             sub = idx[: config.sanity_n]
             tick("check: large-eps PGD")
