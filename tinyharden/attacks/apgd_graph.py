@@ -8,7 +8,7 @@ Example (a KerasTarget `t`, [0, 1] inputs `x`, labels `y`):
 Croce & Hein (2020), "Reliable evaluation of adversarial robustness with an ensemble of
 diverse parameter-free attacks", Algorithm 1, written from the paper: step size 2 eps,
 momentum 0.75, and at the checkpoints w_j (p_0 = 0, p_1 = 0.22, p_{j+1} = p_j +
-max(p_j - p_{j-1} - 0.03, 0.06)) the step is halved and the iterate reset to the best
+max(p_j - p_{j-1} - 0.03, 0.06), in whole iterations) the step is halved and the iterate reset to the best
 point when fewer than 75% of the steps since the last checkpoint raised the loss, or when
 the step was not reduced at the last checkpoint and the best loss has not improved.
 Everything is per sample. The first misclassified iterate is kept (AutoAttack's
@@ -23,7 +23,6 @@ sampling (inside `KerasTarget.sampling_mode()`).
 """
 from __future__ import annotations
 
-import math
 import weakref
 
 import numpy as np
@@ -33,11 +32,18 @@ MOMENTUM = 0.75
 
 
 def checkpoints(steps: int) -> list[int]:
-    """AutoAttack's checkpoint iterations for `steps` iterations, e.g. 100 -> [22, 41, 57, ...]."""
-    p = [0.0, 0.22]
-    while p[-1] < 1:
-        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(q * steps) for q in p[1:] if math.ceil(q * steps) < steps})
+    """AutoAttack's checkpoint iterations for `steps` iterations, e.g. 100 -> [22, 41, 57, ...].
+
+    In whole iterations, as AutoAttack counts them: the first after 22% of the budget,
+    each interval 3% shorter than the last but at least 6%.
+    """
+    interval, shrink, shortest = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    out, k = [], interval
+    while k < steps:
+        out.append(k)
+        interval = max(interval - shrink, shortest)
+        k += interval
+    return out
 
 
 class APGDEngine:
