@@ -72,7 +72,11 @@ def main() -> None:
     clean = np.argmax(target.predict(x), -1) == y
     print(f"clean accuracy {_pct(proportion(clean))} on n={args.n}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent, SquareAttack
+    from art.attacks.evasion import (
+        AutoAttack,
+        AutoProjectedGradientDescent,
+        SquareAttack,
+    )
     from art.estimators.classification import TensorFlowV2Classifier
 
     clf = TensorFlowV2Classifier(model=model, nb_classes=10, input_shape=(32, 32, 3),

@@ -186,7 +186,7 @@ def _s(v, like):
     return tf.reshape(v, [-1] + [1] * (len(like.shape) - 1))
 
 
-_ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def apgd_engine(target, *, norm: str, loss: str, eot: int) -> APGDEngine:

@@ -127,7 +127,7 @@ def run_sequence(components, target, x, y, *, eps, norm, seed, eot, batch_size) 
     records = []
     for name, fn in components:
         idx = np.flatnonzero(robust)
-        rec = {"name": name, "attacked": int(len(idx)), "fooled": 0, "time_s": 0.0}
+        rec = {"name": name, "attacked": len(idx), "fooled": 0, "time_s": 0.0}
         if len(idx):
             t0 = time.perf_counter()
             with _eot_context(target, eot if name != "square" else 1):

@@ -114,7 +114,7 @@ class FABEngine:
         return tf.reshape(best, shape), best_n
 
 
-_ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fab_engine(target, *, norm: str) -> FABEngine:

@@ -76,7 +76,8 @@ def plan_eot(target, x: np.ndarray, requested: int | None) -> tuple[int, str]:
 
 def validate_config(config: SuiteConfig, target, attacks: list[Attack]) -> None:
     if not config.suite:
-        raise UserError("the attack suite is empty; pass --suite pgd,square (attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer)")
+        raise UserError("the attack suite is empty; pass --suite pgd,square (attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer, "
+                        "autoattack, autoattack-rand)")
     if not config.eps or any(not (e > 0) for e in config.eps):
         raise UserError(f"eps must be positive numbers in [0,1] data units such as 8/255, got {config.eps}")
     if any(e > 1 for e in config.eps) and config.norm == "linf":
@@ -112,6 +113,8 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     correct = clean_pred == y
     idx = np.flatnonzero(correct)
     eot, eot_reason = plan_eot(target, x, config.eot)
+    for a in attacks:  # an attack that cannot evaluate this target says so before any attack runs
+        getattr(a, "refuse", lambda _t, _x: None)(target, x)
 
     total = sum(1 if a.minimum_norm else len(eps_list) for a in attacks) + (2 if config.checks else 0)
     done = 0

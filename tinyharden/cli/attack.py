@@ -19,7 +19,7 @@ import typer
 from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state, warn
 from tinyharden.errors import GateFailed
 
-_HELP_SUITE = "Comma-separated attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer. Default: the recipe's attack.suite, else fgsm,pgd."
+_HELP_SUITE = "Comma-separated attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer, autoattack, autoattack-rand. Default: the recipe's attack.suite, else fgsm,pgd."
 
 
 @handle_errors
