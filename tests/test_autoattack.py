@@ -167,3 +167,28 @@ def test_a_model_random_at_inference_is_refused_with_a_pointer_to_autoattack_ran
     assert report["suite"]["robust_accuracy"]["value"] <= 0.1
     note = next(c for c in report["masking"]["checks"] if c["name"] == "aa_randomness_at_inference")
     assert note["random"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_every_stage_stays_in_the_ball_and_the_range(tfk, norm, eps):
+    """On 16x16x3 images (ART's L2 Square needs >= 10 pixels): raw stage outputs, before any re-check."""
+    from tinyharden.attacks.autoattack import AutoAttack
+    from tinyharden.attacks.evaluation import norms
+    from tinyharden.attacks.target import KerasTarget
+
+    _, keras = tfk
+    rng = np.random.default_rng(0)
+    protos = 0.5 + rng.uniform(-0.05, 0.05, (10, 16, 16, 3))
+    y = rng.integers(0, 10, 256)
+    x = np.clip(protos[y] + rng.normal(0, 0.08, (256, 16, 16, 3)), 0, 1).astype(np.float32)
+    inp = keras.Input(shape=(16, 16, 3))
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=10, batch_size=64, verbose=0)
+    target, xs, ys = KerasTarget(model), x[:12], y[:12].astype(np.int64)
+    for name, fn in AutoAttack(**{**SMALL, "square_queries": 20}).components(target, xs):
+        cand, _ = fn(target, xs, ys, eps=eps, norm=norm, seed=0, eot=1, batch_size=8)
+        assert cand.shape == xs.shape and np.isfinite(cand).all(), name
+        assert cand.min() >= -1e-6 and cand.max() <= 1 + 1e-6, name
+        assert norms(cand - xs, norm).max() <= eps * (1 + 1e-4) + 1e-6, name
