@@ -63,7 +63,7 @@ def main() -> None:
     from tinyharden.data import load_dataset
     from tinyharden.models import load_model, logits_model
     from tinyharden.recipe import DataSpec, parse_number
-    from tinyharden.workspace import atomic_write_json, package_versions
+    from tinyharden.workspace import atomic_write_json
 
     eps_list = [parse_number(e) for e in args.eps.split(",")]
     ds = load_dataset(DataSpec(dataset="cifar10"), 0)
@@ -74,9 +74,7 @@ def main() -> None:
     print(f"clean accuracy {_pct(proportion(clean))} on n={args.n}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
     from art.attacks.evasion import (
-        AutoAttack,
         AutoProjectedGradientDescent,
-        SquareAttack,
     )
     from art.estimators.classification import TensorFlowV2Classifier
 
@@ -105,14 +103,8 @@ def main() -> None:
         print(f"eps {eps:.5f} tinyharden autoattack {_pct(row['tinyharden']['robust_accuracy'])} "
               f"in {row['tinyharden']['seconds']:.0f} s", flush=True)
 
-        np.random.seed(args.seed)
-        aa = AutoAttack(clf, norm=np.inf, eps=eps, eps_step=2 * eps, batch_size=args.batch_size, targeted=False,
-                        attacks=[art_apgd(eps, "cross_entropy"), art_apgd(eps, "difference_logits_ratio"),
-                                 SquareAttack(clf, norm=np.inf, eps=eps, max_iter=args.square_queries, p_init=0.8,
-                                              nb_restarts=1, batch_size=args.batch_size, verbose=False)])
-        t0 = time.perf_counter()
-        x_art = aa.generate(x=x, y=np.eye(10, dtype=np.float32)[y]).astype(np.float32)
-        row["art"] = {"seconds": time.perf_counter() - t0, "robust_accuracy": score(x_art, eps)}
+        x_art, seconds = _art_autoattack(clf, x, y, eps, args, art_apgd)
+        row["art"] = {"seconds": seconds, "robust_accuracy": score(x_art, eps)}
         print(f"eps {eps:.5f} ART AutoAttack        {_pct(row['art']['robust_accuracy'])} in {row['art']['seconds']:.0f} s",
               flush=True)
 
@@ -123,13 +115,33 @@ def main() -> None:
         print(f"eps {eps:.5f} agree within 95% CI: {row['agree']}; ART/tinyharden time {row['speed_ratio']:.2f}x",
               flush=True)
         results.append(row)
-        record = {"benchmark": "autoattack_crosscheck", "n": args.n, "batch_size": args.batch_size,
-                  "square_queries": args.square_queries, "model": str(args.model), "model_input_range": [0, 255],
-                  "dataset": "cifar10 test, first n", "clean_accuracy": proportion(clean), "results": results,
-                  "load_average_at_end": list(os.getloadavg()), "cpu_count": os.cpu_count(),
-                  "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        atomic_write_json(args.out, record)  # after every eps, so an interrupted run keeps what it measured
+        atomic_write_json(args.out, _record(args, proportion(clean), results))  # after every eps: an interrupted
+        # run keeps what it measured
     print(f"wrote {args.out}")
+
+
+def _record(args, clean: dict, results: list) -> dict:
+    from tinyharden.workspace import package_versions
+
+    return {"benchmark": "autoattack_crosscheck", "n": args.n, "batch_size": args.batch_size,
+            "square_queries": args.square_queries, "model": str(args.model), "model_input_range": [0, 255],
+            "dataset": "cifar10 test, first n", "clean_accuracy": clean, "results": results,
+            "load_average_at_end": list(os.getloadavg()), "cpu_count": os.cpu_count(),
+            "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _art_autoattack(clf, x, y, eps, args, art_apgd):
+    """ART's AutoAttack with the standard budgets it can express; returns (examples, seconds)."""
+    from art.attacks.evasion import AutoAttack, SquareAttack
+
+    np.random.seed(args.seed)
+    aa = AutoAttack(clf, norm=np.inf, eps=eps, eps_step=2 * eps, batch_size=args.batch_size, targeted=False,
+                    attacks=[art_apgd(eps, "cross_entropy"), art_apgd(eps, "difference_logits_ratio"),
+                             SquareAttack(clf, norm=np.inf, eps=eps, max_iter=args.square_queries, p_init=0.8,
+                                          nb_restarts=1, batch_size=args.batch_size, verbose=False)])
+    t0 = time.perf_counter()
+    x_art = aa.generate(x=x, y=np.eye(10, dtype=np.float32)[y]).astype(np.float32)
+    return x_art, time.perf_counter() - t0
 
 
 def _engine_check(target, x, y, clean, eps, args, score, art_apgd) -> dict:
