@@ -14,6 +14,7 @@ from tinyharden.cli.export import export
 from tinyharden.cli.quantize import quantize
 from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
+from tinyharden.cli.sweep import sweep
 from tinyharden.cli.train import train
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.command()(attack)
 app.command()(quantize)
 app.command()(report)
 app.command(name="run")(run_recipe)
+app.command()(sweep)
 
 
 def main() -> None:
