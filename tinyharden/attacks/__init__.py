@@ -1,5 +1,7 @@
 """Adversarial attacks and their honest scoring: the engine of `tinyharden attack`.
 
+- `autoattack`: the AutoAttack ensemble (engines `apgd_graph`, `fab_graph`; flags in
+  `autoattack_checks`);
 - `target`: the `Target` protocol (what an attack queries) and `KerasTarget`;
 - `base`: the `Attack` contract and the registry (fgsm, pgd, cw, apgd, square, boundary,
   zoo, transfer), one small class per attack with keyword-only budget arguments;
@@ -22,6 +24,13 @@ Attacks and their default budgets (override with `-p NAME.KEY=VALUE` or a recipe
   boundary  black-box  foolbox BoundaryAttack              steps=1000 (foolbox: 25,000)
   zoo       black-box  ART ZooAttack                       max_iter=20, binary_search_steps=1, nb_parallel=128
   transfer  transfer   tinyharden PGD on --source          steps=20, rel_step=0.25, random_start
+  autoattack       white-box  APGD-CE, APGD-T, FAB-T in-graph + ART Square (`autoattack`)
+                   steps=100, targets=9, fab_steps=100, square_queries=5000, square_p_init=0.8
+  autoattack-rand  white-box  APGD-CE, APGD-DLR in-graph with EOT  steps=100, eot_iter=20
+
+autoattack runs its components in sequence on the samples every earlier one left robust,
+re-checking each stage; a model random at inference is refused with a pointer to
+autoattack-rand.
 
 cw, boundary and zoo are minimum-norm attacks (run once, scored at every eps in the
 suite's norm). ZOO is slow (ART runs it one sample at a time: about 0.5 s per digits

@@ -25,6 +25,7 @@ from tinyharden.attacks import evaluation as ev
 from tinyharden.attacks import masking
 from tinyharden.attacks.base import WHITE_BOX, Attack, attack_class, make_attack
 from tinyharden.errors import UserError
+from tinyharden.registry import ATTACKS
 
 DEFAULT_EOT = 10  # passes per gradient for models that are random at inference
 
@@ -76,7 +77,7 @@ def plan_eot(target, x: np.ndarray, requested: int | None) -> tuple[int, str]:
 
 def validate_config(config: SuiteConfig, target, attacks: list[Attack]) -> None:
     if not config.suite:
-        raise UserError("the attack suite is empty; pass --suite pgd,square (attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer)")
+        raise UserError(f"the attack suite is empty; pass --suite pgd,square (attacks: {ATTACKS.choices()})")
     if not config.eps or any(not (e > 0) for e in config.eps):
         raise UserError(f"eps must be positive numbers in [0,1] data units such as 8/255, got {config.eps}")
     if any(e > 1 for e in config.eps) and config.norm == "linf":
@@ -106,6 +107,7 @@ class _Context:
     idx: np.ndarray
     tick: Callable[[str], None]
     examples: dict[str, np.ndarray] = field(default_factory=dict)
+    attack_checks: list[dict] = field(default_factory=list)  # checks an attack runs itself (autoattack's flags)
 
 
 def _min_norm(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> dict[float, np.ndarray]:
@@ -158,6 +160,9 @@ def _fixed_eps(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> 
         rec["results"].append(_result(e, config.norm, nested, run_robust, success, correct, checked,
                                       correct & ~run_robust, out.queries, len(ctx.idx), elapsed,
                                       policy=config.policy))
+        if "components" in out.info:  # a sequence of attacks (autoattack) records each stage
+            rec["results"][-1]["components"] = out.info["components"]
+        ctx.attack_checks.extend(out.info.get("checks", []))
         robust_by_eps[e] = nested
         ctx.examples[f"{attack.name}_eps{k}"] = checked.x_adv
         ps["adv_pred"].append(pred)
@@ -178,6 +183,7 @@ def _sanity_checks(ctx: _Context, records: list[dict], eot: int) -> list[dict]:
     if not config.checks:
         return []
     checks = [masking.blackbox_beats_whitebox(records, len(ctx.x)), masking.eps_not_decreasing(records, len(ctx.x))]
+    checks.extend(ctx.attack_checks)
     if getattr(target, "differentiable", False) and hasattr(target, "logits"):
         sub = idx[: config.sanity_n]
         ctx.tick("check: large-eps PGD")
@@ -238,6 +244,8 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     clean_pred = np.argmax(target.predict(x), axis=-1)
     correct = clean_pred == y
     eot, eot_reason = plan_eot(target, x, config.eot)
+    for a in attacks:  # an attack that cannot evaluate this target says so before any attack runs
+        getattr(a, "refuse", lambda _t, _x: None)(target, x)
     total = sum(1 if a.minimum_norm else len(eps_list) for a in attacks) + (2 if config.checks else 0)
     ctx = _Context(target, x, y, config, eps_list, clean_pred, correct, np.flatnonzero(correct),
                    _progress_tick(progress, total))
