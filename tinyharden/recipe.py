@@ -43,6 +43,7 @@ class DataSpec(_Section):
     limit_train: int | None = Field(None, gt=0)
     limit_test: int | None = Field(None, gt=0)
     # speech_commands
+    test_path: str | None = Field(None, description="speech_commands: a second folder whose clips are the whole test split")
     fold: int | None = Field(None, ge=0, description="k-fold cross-validation by speaker: which fold is the test split")
     folds: int = Field(5, ge=2)
     space: Literal["features", "waveform"] = "features"
