@@ -287,7 +287,7 @@ def split_pool(spec, seed: int, *, features: bool) -> dict[str, dict[str, np.nda
     return {name: {k: np.asarray(p[k][idx]) for k in (key, *_FIELDS)} for name, (p, idx) in parts.items()}
 
 
-def _peak_normalize(wav: np.ndarray) -> np.ndarray:
+def peak_normalize(wav: np.ndarray) -> np.ndarray:
     x = wav.astype(np.float32)
     peak = np.abs(x).max(axis=1, keepdims=True)
     return x / np.maximum(peak, 1.0)  # digital silence stays zeros
@@ -305,7 +305,7 @@ def load_speech_commands(spec, seed: int) -> Dataset:
     waveform = spec.space == "waveform"
     parts = split_pool(spec, seed, features=not waveform)
     if waveform:
-        xs = {k: _peak_normalize(p["wav"]) for k, p in parts.items()}
+        xs = {k: peak_normalize(p["wav"]) for k, p in parts.items()}
         input_range, kind = (-1.0, 1.0), "audio_waveform"
     else:
         xs = {k: p["features"] for k, p in parts.items()}
