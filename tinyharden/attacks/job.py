@@ -53,6 +53,7 @@ def run_attack(
     norm: Optional[str] = None,
     data: Optional[str] = None,
     data_path: Optional[Path] = None,
+    split: str = "test",
     input_range: Optional[str] = None,
     recipe: Optional[Path] = None,
     params: Iterable[str] = (),
@@ -80,6 +81,12 @@ def run_attack(
     # Everything cheap is validated before TensorFlow is imported.
     bar, model_range = validate_options(fail_under=fail_under, input_range=input_range, policy=policy, space=space,
                                         eot=eot, n=n)
+    from tinyharden import pretrained
+    from tinyharden.evaluation.data import SPLITS
+
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    model = pretrained.resolve(model)
 
     job = _resolve(model, recipe=recipe, data=data, data_path=data_path, space=space, suite=suite, eps=eps, n=n,
                    norm=norm, eot=eot, params=list(params or ()), seed=seed, source=source)
@@ -88,13 +95,13 @@ def run_attack(
     from tinyharden.attacks.suite import SuiteConfig, run_suite
     from tinyharden.workspace import atomic_save_npz, atomic_write_json, package_versions, write_env
 
-    ds = _load_data(job)
+    ds = _load_data(job, split)
     spec = job["attack"]
     lo, hi = (float(v) for v in ds.input_range)
     x = ((ds.x_test[: spec.n] - lo) / (hi - lo)).astype("float32")
     y = ds.y_test[: spec.n].astype("int64")
     if len(x) == 0:
-        raise UserError(f"the {ds.name} test split is empty; check the dataset (--data, --data-path)")
+        raise UserError(f"the {ds.name} {split} split is empty; check the dataset (--data, --data-path)")
     target, target_info = _build_target(job, ds, model_range, unsafe=unsafe)
     src = None
     source_path = job["source"]
@@ -108,6 +115,8 @@ def run_attack(
     result = run_suite(target, x, y, config, source=src, progress=progress)
 
     run_dir = job["run_dir"]
+    if run_dir is not None and pretrained.is_pretrained(run_dir):
+        run_dir = None  # a shipped model's folder is read-only: results go to the workspace
     if run_dir is None:
         run_dir = job["run_dir"] = new_run_dir_for(model, workspace)
         write_env(run_dir, job["seed"])
@@ -116,12 +125,16 @@ def run_attack(
         "tool": "tinyharden attack",
         "created": _now(),
         "target": target_info,
-        "data": {"dataset": ds.name, "split": "test", "n": int(len(x)), "first_n": True, "data_seed": job["data_seed"],
+        "data": {"dataset": ds.name, "split": split, "path": job["data_spec"].path, "n": int(len(x)), "first_n": True, "data_seed": job["data_seed"],
                  "input_range": [lo, hi], "space": job["space"], "units": "eps and norms are in [0,1] data units: "
                  "(x - lo) / (hi - lo) of the dataset's input_range"},
         **result.report,
     }
     report["config"]["eps_abs"] = [e * (hi - lo) for e in report["config"]["eps"]]
+    if ds.name == "speech_commands":
+        from tinyharden.attacks.budgets import label
+
+        report["config"]["eps_label"] = [label(e, space=job["space"]) for e in report["config"]["eps"]]
     report["config"]["recipe"] = job["recipe_sources"]
     report["config"]["source"] = str(source_path) if src is not None else None
     report["gate"] = None if bar is None else {"fail_under": bar, "value": result.robust_accuracy,
@@ -216,7 +229,7 @@ def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm
         raise UserError(f"'{model.name}' is a bare model file: pass --data DATASET (cifar10, speech_commands, digits, "
                         "synthetic) and, if its inputs are not in [0,1], --input-range LO,HI")
     if data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(data_path)})
+        dspec = dspec.model_copy(update={"path": str(data_path), "test_path": None})
     if space is not None:
         if dspec.dataset != "speech_commands":
             raise UserError(f"--space applies to speech_commands only; {dspec.dataset} has a single input space")
@@ -231,7 +244,9 @@ def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm
     if suite is not None:
         flags["suite"] = suite
     if eps is not None:
-        flags["eps"] = eps
+        from tinyharden.attacks.budgets import to_data_units
+
+        flags["eps"] = to_data_units(eps, space=eff_space)  # 1step, -40dB -> [0,1] units
     if n is not None:
         flags["n"] = n
     if norm is not None:
@@ -271,13 +286,16 @@ def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm
             "recipe_sources": sources, "source": source_path}
 
 
-def _load_data(job):
+def _load_data(job, split: str = "test"):
+    """The dataset; with split "all" its test arrays are every sample of the folder."""
     from tinyharden.data import load_dataset
 
     dspec = job["data_spec"]
     if dspec.dataset == "speech_commands" and job["space"] == "waveform":
         dspec = dspec.model_copy(update={"space": "waveform"})
-    return load_dataset(dspec, job["data_seed"])
+    from tinyharden.evaluation.data import with_split
+
+    return with_split(load_dataset(dspec, job["data_seed"]), dspec, seed=job["data_seed"], split=split)
 
 
 def _frontend_model(model, keras):

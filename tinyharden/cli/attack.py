@@ -24,13 +24,14 @@ _HELP_SUITE = "Comma-separated attacks: fgsm, pgd, cw, apgd, square, boundary, z
 
 @handle_errors
 def attack(
-    model: Path = typer.Argument(..., help="Run folder, Keras model file (.h5/.keras) or .tflite file.", show_default=False),
+    model: Path = typer.Argument(..., help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras) or .tflite file.", show_default=False),
     suite: Optional[str] = typer.Option(None, "--suite", "-s", help=_HELP_SUITE),
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget(s) in [0,1] data units; fractions and lists for a sweep: 8/255 or 1/255,2/255,4/255,8/255."),
     n: Optional[int] = typer.Option(None, "-n", "--n", help="Attack the first N test samples (default: recipe attack.n, else 1000)."),
     norm: Optional[str] = typer.Option(None, "--norm", help="linf or l2 (default: recipe attack.norm, else linf)."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset for a bare model file: cifar10, speech_commands, digits, synthetic."),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="Folder holding the dataset (default: $TINYHARDEN_DATA or ../shared/data)."),
+    split: str = typer.Option("test", "--split", help="'test' (the held-out split) or 'all' (every sample of the folder)."),
     input_range: Optional[str] = typer.Option(None, "--input-range", help="The model's input range LO,HI when not the data's, e.g. 0,255 for raw pixels."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe whose attack: section (and, for a bare model, data:) to use."),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Attack budget, repeatable: -p pgd.steps=40 -p square.max_iter=5000."),
@@ -55,7 +56,7 @@ def attack(
 
     # run_attack validates everything cheap before TensorFlow is imported.
     with AttackProgress(enabled=progress_enabled()) as prog:
-        outcome = run_attack(model, suite=suite, eps=eps, n=n, norm=norm, data=data, data_path=data_path,
+        outcome = run_attack(model, suite=suite, eps=eps, n=n, norm=norm, data=data, data_path=data_path, split=split,
                              input_range=input_range, recipe=recipe, params=param or (), eot=eot, source=source,
                              space=space, seed=seed, policy=policy, batch_size=batch_size, fail_under=fail_under,
                              save_examples=save_examples, checks=checks, unsafe=unsafe, workspace=state.workspace,

@@ -21,10 +21,19 @@ def _parse_formats(text: str) -> list[str]:
     return formats
 
 
-def _bare_dataset(data: Optional[str], model_path: Path):
+def _dataset(spec, seed: int, data_path: Optional[Path], split: str):
+    """The dataset of `spec`, from --data-path if given; --split all makes every sample the test split."""
+    from tinyharden.data.base import load_dataset
+    from tinyharden.evaluation.data import with_split
+
+    if data_path is not None:
+        spec = spec.model_copy(update={"path": str(data_path), "test_path": None})
+    return with_split(load_dataset(spec, seed), spec, seed=seed, split=split)
+
+
+def _bare_spec(data: Optional[str], model_path: Path):
     from pydantic import ValidationError
 
-    from tinyharden.data.base import load_dataset
     from tinyharden.recipe import DataSpec
 
     choices = DataSpec.model_fields["dataset"].annotation.__args__
@@ -32,10 +41,9 @@ def _bare_dataset(data: Optional[str], model_path: Path):
         raise UserError(f"'{model_path}' is a bare model file: pass --data ({', '.join(choices)}) "
                         "for calibration and the parity check")
     try:
-        spec = DataSpec(dataset=data)
+        return DataSpec(dataset=data)
     except ValidationError:
         raise UserError(f"unknown dataset '{data}'; --data takes one of {', '.join(choices)}") from None
-    return load_dataset(spec, 0)
 
 
 def _progress():
@@ -58,10 +66,12 @@ def _progress():
 
 @handle_errors
 def export(
-    target: Path = typer.Argument(..., help="A run folder written by `tinyharden train`, or a Keras model file (.h5/.keras) or SavedModel folder."),
+    target: Path = typer.Argument(..., help="A run folder written by `tinyharden train`, a shipped model name (tinyharden pretrained), or a Keras model file (.h5/.keras) or SavedModel folder."),
     formats: Optional[str] = typer.Option(None, "--format", "-f", help="Artifacts to write, comma-separated: tflite, c. Default: the recipe's export.formats, else tflite,c."),
     calib: Optional[int] = typer.Option(None, "--calib", min=1, help="Training inputs that calibrate the int8 ranges. Default: export.calib, else 500."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset of a bare model file (cifar10, speech_commands, digits, synthetic); a run folder uses its recipe's."),
+    data_path: Optional[Path] = typer.Option(None, "--data-path", help="Folder holding the dataset (replaces the recipe's data.path)."),
+    split: str = typer.Option("test", "--split", help="Parity check on 'test' (the held-out split) or 'all' (every sample of the folder)."),
     input_range: Optional[str] = typer.Option(None, "--input-range", help="LO,HI the model's inputs span for data in [0,1], e.g. 0,255 for raw pixels. Default: the dataset's range."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Test samples for the parity check (TFLM runs one at a time). Default: the whole test split."),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0.0, help="Largest accuracy drop in points, Keras -> int8. Default: export.max_drop, else 1."),
@@ -83,13 +93,14 @@ def export(
     fmt_flag = _parse_formats(formats) if formats is not None else None
     model_range = parse_range(input_range) if input_range is not None else None
 
-    from tinyharden.data.base import load_dataset
+    from tinyharden import pretrained
     from tinyharden.export.pipeline import check_compatible, export_model
     from tinyharden.footprint import render_table
     from tinyharden.models.loading import load_model
     from tinyharden.recipe import ExportSpec, load_recipe
     from tinyharden.workspace import new_run_dir, write_env
 
+    target = pretrained.resolve(target)
     is_run = target.is_dir() and (target / "recipe.yaml").is_file()
     if is_run:
         recipe = load_recipe(target / "recipe.yaml")
@@ -100,12 +111,12 @@ def export(
         spec, seed = recipe.export or ExportSpec(), recipe.seed
         err.print(f"loading run [bold]{target}[/]", highlight=False)
         model = load_model(target / "model.h5", unsafe=unsafe)
-        dataset = load_dataset(recipe.data, recipe.seed)
-        out_dir = target
+        dataset = _dataset(recipe.data, recipe.seed, data_path, split)
+        out_dir = None if pretrained.is_pretrained(target) else target  # shipped folders are read-only
     else:
         spec, seed = ExportSpec(), 0
         model = load_model(target, unsafe=unsafe)
-        dataset = _bare_dataset(data, target)
+        dataset = _dataset(_bare_spec(data, target), 0, data_path, split)
         out_dir = None  # created only once the model and data are known to fit
     fmt = fmt_flag or list(spec.formats)
     check_compatible(model, dataset)

@@ -78,6 +78,9 @@ def quantize(
         return _resume(resume, json_out)
     if model is None:
         fail(f"give a float model or run folder, e.g. tinyharden quantize model.h5 --data cifar10 --preset stq ({_PRESETS})")
+    from tinyharden import pretrained
+
+    model = pretrained.resolve(model)
     _check_preset(preset, "--preset")
     _check_preset(ends, "--ends")
     model_range = parse_range(input_range) if input_range is not None else None

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, handle_errors, out, warn
+from tinyharden.cli.common import err, handle_errors, out, state, warn
 from tinyharden.errors import GateFailed, UserError
 
 _FORMATS = ("table", "md", "csv", "json", "html")
@@ -54,8 +54,10 @@ def report(
     Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
     (each failure is listed: run, gate, value and bar).
     """
+    from tinyharden import pretrained
     from tinyharden.parsing import parse_bytes, parse_fraction
 
+    runs = [pretrained.resolve(r) for r in runs]
     fmt = fmt.lower()
     if fmt not in _FORMATS:
         raise UserError(f"--format must be one of {', '.join(_FORMATS)}, got '{fmt}'")
@@ -72,6 +74,10 @@ def report(
     if dest is None and fmt == "html":
         dest = Path(runs[0]) / "report.html"  # a page needs a file; stdout is for text formats
     plots_dir = (dest.parent if dest is not None else Path(runs[0])) if plots else None
+    if dest is not None and out_file is None and pretrained.is_pretrained(dest):
+        dest = Path(state.workspace) / "report.html"  # shipped folders are read-only
+    if plots_dir is not None and pretrained.is_pretrained(plots_dir):
+        plots_dir = Path(state.workspace)
 
     from tinyharden.report.build import generate
 

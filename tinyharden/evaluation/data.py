@@ -66,3 +66,13 @@ def evaluation_data(dspec, *, seed: int, split: str) -> EvalData:
     x = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
     y = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
     return EvalData(ds.name, "all", x, y, list(ds.class_names), rng, None)
+
+
+def with_split(ds, dspec, *, seed: int, split: str):
+    """`ds` with its test arrays replaced by every sample when split is "all" (for attack and export)."""
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if split == "all":
+        every = evaluation_data(dspec, seed=seed, split="all")
+        ds.x_test, ds.y_test = every.x, every.y
+    return ds
