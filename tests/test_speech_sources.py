@@ -221,6 +221,12 @@ def test_waveform_attack_stays_within_eps_and_in_pcm_range(mixed, tmp_path):
             adv = z[k]
             assert np.abs(adv - x).max() <= eps_pcm * (1 + 1e-5) and np.abs(adv).max() <= 1.0 + 1e-6
             assert np.abs(adv - x).max() > 0.5 * eps_pcm  # the attack used its budget
+    listening = report["listening"]
+    assert listening["attack"] == "pgd" and len(listening["files"]) >= 2
+    for f in listening["files"]:
+        clip, rate = sf.read(tmp_path / "ws" / "attack-kws" / f, dtype="int16")
+        assert rate == 16000 and clip.shape == (16000,) and sf.info(tmp_path / "ws" / "attack-kws" / f).subtype == "PCM_16"
+    assert (tmp_path / "ws" / "attack-kws" / listening["spectrograms"]).read_bytes()[:4] == b"\x89PNG"
     pgd = next(a for a in report["attacks"] if a["name"] == "pgd")
     assert pgd["results"][-1]["robust_accuracy"]["value"] < report["clean"]["accuracy"]["value"]  # -30 dB fools an undefended model
 

@@ -82,10 +82,9 @@ def run_attack(
     bar, model_range = validate_options(fail_under=fail_under, input_range=input_range, policy=policy, space=space,
                                         eot=eot, n=n)
     from tinyharden import pretrained
-    from tinyharden.evaluation.data import SPLITS
+    from tinyharden.evaluation.data import check_split
 
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    check_split(split)
     model = pretrained.resolve(model)
 
     job = _resolve(model, recipe=recipe, data=data, data_path=data_path, space=space, suite=suite, eps=eps, n=n,
@@ -133,7 +132,6 @@ def run_attack(
     report["config"]["eps_abs"] = [e * (hi - lo) for e in report["config"]["eps"]]
     if ds.name == "speech_commands":
         from tinyharden.attacks.budgets import label
-
         report["config"]["eps_label"] = [label(e, space=job["space"]) for e in report["config"]["eps"]]
     report["config"]["recipe"] = job["recipe_sources"]
     report["config"]["source"] = str(source_path) if src is not None else None
@@ -150,6 +148,9 @@ def run_attack(
                                           for k in result.examples}}}
     else:
         report["examples"] = None
+    if ds.name == "speech_commands" and job["space"] == "waveform":  # clips to listen to, spectrograms to look at
+        from tinyharden.attacks.listening import write_listening_examples
+        report["listening"] = write_listening_examples(run_dir, report, x, result.examples, class_names=ds.class_names)
     report["versions"] = package_versions()
     atomic_write_json(run_dir / "attack.json", report)
     return AttackOutcome(report=report, run_dir=run_dir, robust_accuracy=result.robust_accuracy, bar=bar)
@@ -245,7 +246,6 @@ def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm
         flags["suite"] = suite
     if eps is not None:
         from tinyharden.attacks.budgets import to_data_units
-
         flags["eps"] = to_data_units(eps, space=eff_space)  # 1step, -40dB -> [0,1] units
     if n is not None:
         flags["n"] = n
@@ -289,12 +289,11 @@ def _resolve(model: Path, *, recipe, data, data_path, space, suite, eps, n, norm
 def _load_data(job, split: str = "test"):
     """The dataset; with split "all" its test arrays are every sample of the folder."""
     from tinyharden.data import load_dataset
+    from tinyharden.evaluation.data import with_split
 
     dspec = job["data_spec"]
     if dspec.dataset == "speech_commands" and job["space"] == "waveform":
         dspec = dspec.model_copy(update={"space": "waveform"})
-    from tinyharden.evaluation.data import with_split
-
     return with_split(load_dataset(dspec, job["data_seed"]), dspec, seed=job["data_seed"], split=split)
 
 
@@ -323,10 +322,10 @@ def _build_target(job, ds, model_range, *, unsafe: bool):
     data_range = tuple(float(v) for v in ds.input_range)
     if kind == "tflite":
         try:
-            from tinyharden.export.tflite_target import TFLiteTarget
+            from tinyharden.export.tflite_target import TFLiteTarget, recorded_input_range
         except ImportError as exc:
             raise UserError(f".tflite targets need tinyharden.export ({exc}); attack the Keras model instead") from None
-        rng = model_range or _export_range(path) or data_range
+        rng = model_range or recorded_input_range(path) or data_range
         target = TFLiteTarget(path, rng)
         info["input_range"] = list(rng)
     else:
@@ -356,19 +355,6 @@ def _build_target(job, ds, model_range, *, unsafe: bool):
     if hasattr(target, "has_stochastic_quantizers"):
         info["stochastic_quantizers"] = target.has_stochastic_quantizers()
     return target, info
-
-
-def _export_range(path: Path):
-    import json
-
-    record = path.parent / "export.json"
-    if record.is_file():
-        try:
-            rng = json.loads(record.read_text()).get("input_range")
-            return tuple(float(v) for v in rng) if rng else None
-        except (ValueError, OSError, TypeError):
-            return None
-    return None
 
 
 def _build_source(path: Path, ds, model_range, job, *, unsafe: bool):

@@ -50,8 +50,7 @@ def _speech_all(dspec) -> EvalData:
 
 def evaluation_data(dspec, *, seed: int, split: str) -> EvalData:
     """The samples of `split` ("test" or "all") of the dataset `dspec` describes."""
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    check_split(split)
     if split == "all" and dspec.dataset == "speech_commands":
         return _speech_all(dspec)
     from tinyharden.data import load_dataset
@@ -68,10 +67,14 @@ def evaluation_data(dspec, *, seed: int, split: str) -> EvalData:
     return EvalData(ds.name, "all", x, y, list(ds.class_names), rng, None)
 
 
-def with_split(ds, dspec, *, seed: int, split: str):
-    """`ds` with its test arrays replaced by every sample when split is "all" (for attack and export)."""
+def check_split(split: str) -> None:
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+
+
+def with_split(ds, dspec, *, seed: int, split: str):
+    """`ds` with its test arrays replaced by every sample when split is "all" (for attack and export)."""
+    check_split(split)
     if split == "all":
         every = evaluation_data(dspec, seed=seed, split="all")
         ds.x_test, ds.y_test = every.x, every.y

@@ -103,16 +103,10 @@ def _target(ref: ModelRef, input_range: tuple[float, float], *, unsafe: bool):
 def _model_range(ref: ModelRef, given: Optional[tuple[float, float]], data_range: tuple[float, float]):
     if given is not None:
         return given
-    record = ref.path.parent / "export.json"
-    if ref.kind == "tflite" and record.is_file():
-        import json
+    if ref.kind == "tflite":
+        from tinyharden.export.tflite_target import recorded_input_range
 
-        try:
-            rng = json.loads(record.read_text()).get("input_range")
-            if rng:
-                return float(rng[0]), float(rng[1])
-        except (OSError, ValueError, TypeError):
-            pass
+        return recorded_input_range(ref.path) or data_range
     return data_range
 
 
@@ -129,11 +123,10 @@ def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Op
                  split: str = "test", input_range: Optional[str] = None, batch_size: int = 256,
                  unsafe: bool = False, workspace: Path = Path("runs")) -> EvalOutcome:
     """Score `model` on `split` of its dataset and write the report and the confusion PNG."""
-    from tinyharden.evaluation.data import SPLITS, evaluation_data
+    from tinyharden.evaluation.data import check_split, evaluation_data
     from tinyharden.parsing import parse_range
 
-    if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+    check_split(split)
     given = parse_range(input_range) if input_range else None
     ref = resolve_model(model)
     dspec = data_spec(ref, data=data, data_path=data_path)
