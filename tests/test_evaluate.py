@@ -72,3 +72,18 @@ def test_evaluate_bad_input_is_one_line(tmp_path):
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
     r = _cli(tmp_path, "evaluate", "no-such-model", "--split", "train")
     assert r.exit_code == 2 and "--split" in r.output
+
+
+def test_shipped_models_are_complete_run_folders():
+    from tinyharden import pretrained
+    from tinyharden.recipe import load_recipe
+
+    shipped = pretrained.available()
+    for m in shipped:
+        d = pretrained.resolve(m["name"])
+        assert d.is_dir() and pretrained.is_pretrained(d)
+        assert {"model.h5", "recipe.yaml", "metrics.json", "model.tflite", "attack-features.json"} <= set(m["files"])
+        assert load_recipe(d / "recipe.yaml").data.dataset == "speech_commands"
+        assert 0.8 < m["test_accuracy"] < 1.0
+        assert sum(p.stat().st_size for p in d.iterdir()) < 3 * 2 ** 20  # a few MB at most
+        assert (d / "model.tflite").stat().st_size <= 64 * 1024  # the int8 flash bound
