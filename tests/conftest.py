@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,24 @@ def digits():
     from tinyharden.recipe import DataSpec
 
     return load_dataset(DataSpec(dataset="digits"), 0)
+
+
+@dataclass(frozen=True)
+class QuickstartRun:
+    path: Path
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """One real run of the README's first command, `tinyharden run recipes/quickstart.yaml`, in its own process as a
+    user runs it; shared by the tests of its training bar and of the README's quickstart figures."""
+    import subprocess
+    import sys
+
+    workspace = tmp_path_factory.mktemp("quickstart-ws")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "tinyharden", "-w", str(workspace), "run", "recipes/quickstart.yaml"],
+                          cwd=root, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return QuickstartRun(path=workspace / "quickstart", stderr=proc.stderr)

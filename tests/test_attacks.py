@@ -310,7 +310,7 @@ def test_a_model_random_at_inference_is_always_attacked_with_eot(tfk, digits_mod
 
 def test_waveform_space_differentiates_through_the_mfcc_front_end(tfk):
     from tinyharden.attacks.target import KerasTarget
-    from tinyharden.attacks.job import _frontend_model
+    from tinyharden.attacks.loading import frontend_model as _frontend_model
     from tinyharden.data import frontend
 
     tf, keras = tfk

@@ -28,7 +28,7 @@ def trained_stq(digits):
 
 @pytest.fixture(scope="module")
 def exported(trained_stq, digits, tmp_path_factory):
-    from tinyharden.export.pipeline import export_model
+    from tinyharden.jobs.export import export_model
 
     out = tmp_path_factory.mktemp("export")
     return export_model(trained_stq, digits, out, calib=100, source="test")
@@ -82,7 +82,7 @@ def test_tflite_target_meets_the_attack_protocol(exported, digits):
     from pathlib import Path
 
     from tinyharden.attacks.target import Target, check_target
-    from tinyharden.export.tflite_target import TFLiteTarget
+    from tinyharden.attacks.tflite_target import TFLiteTarget
 
     out = Path(exported["out_dir"])
     target = TFLiteTarget.from_run(out)

@@ -13,8 +13,8 @@ from tinyharden._tf import keras, tf
 from tinyharden.cli.app import app
 from tinyharden.errors import UserError
 from tinyharden.models import load_model
-from tinyharden.quantization import pipeline
-from tinyharden.quantization.convert import input_rescaling, quantize_model
+from tinyharden.jobs import quantize as pipeline
+from tinyharden.models.convert import input_rescaling, quantize_model
 from tinyharden.quantization.presets import PRESETS, resolve
 from tinyharden.quantization.quantizers import make_quantizer
 from tinyharden.recipe import QuantizationSpec

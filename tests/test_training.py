@@ -27,10 +27,8 @@ def small_recipe(**sections):
     return validate(base)
 
 
-def test_quickstart_recipe_reaches_90_percent(tmp_path):
-    result = runner.invoke(app, ["-w", str(tmp_path), "train", "recipes/quickstart.yaml"])
-    assert result.exit_code == 0, result.output
-    run_dir = tmp_path / "quickstart"
+def test_quickstart_recipe_reaches_90_percent(quickstart_run):
+    run_dir = quickstart_run.path
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.90
     assert metrics["epochs"] == 30 and len(metrics["history"]) == 30

@@ -27,3 +27,9 @@ class GateFailed(UserError):
     """A budget or accuracy gate was not met."""
 
     code = EXIT_GATE
+
+
+class Interrupted(UserError):
+    """Ctrl-C (or a stop) during a long job; the message says how to continue."""
+
+    code = EXIT_INTERRUPTED

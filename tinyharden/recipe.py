@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
+from tinyharden.registry import DATASETS, PRESETS
 
 
 def parse_number(value: Any) -> Any:
@@ -37,14 +38,14 @@ class _Section(BaseModel):
 
 
 class DataSpec(_Section):
-    dataset: Literal["cifar10", "speech_commands", "digits", "synthetic"] = "digits"
+    dataset: Annotated[str, AfterValidator(_known_dataset)] = "digits"
     path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     limit_train: int | None = Field(None, gt=0)
     limit_test: int | None = Field(None, gt=0)
-    # speech_commands
+    # speech_commands and digits
     test_path: str | None = Field(None, description="speech_commands: a second folder whose clips are the whole test split")
-    fold: int | None = Field(None, ge=0, description="k-fold cross-validation by speaker: which fold is the test split")
+    fold: int | None = Field(None, ge=0, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
     folds: int = Field(5, ge=2)
     space: Literal["features", "waveform"] = "features"
     # synthetic
@@ -62,8 +63,25 @@ class ModelSpec(_Section):
     num_classes: int | None = Field(None, ge=2)
 
 
+def _known_preset(value: str | None) -> str | None:
+    """A preset name from the registry, or a ValueError with did-you-mean."""
+    if value is not None and value not in PRESETS:
+        raise ValueError(PRESETS.unknown(value))
+    return value
+
+
+def _known_dataset(value: str) -> str:
+    if value not in DATASETS:
+        names = [f"'{n}'" for n in DATASETS.names()]
+        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}{DATASETS.hint(value)}")
+    return value
+
+
+PresetName = Annotated[str, AfterValidator(_known_preset)]
+
+
 class LayerQuant(_Section):
-    preset: str | None = None
+    preset: PresetName | None = None
     kernel: str | None = None
     bias: str | None = None
     activation: str | None = None
@@ -84,7 +102,7 @@ class IncrementalSpec(_Section):
 
 
 class QuantizationSpec(_Section):
-    preset: str = "float"
+    preset: PresetName = "float"
     activation: str | None = Field(None, description="override the preset's activation quantizer, e.g. quantized_relu(4)")
     layers: dict[str, LayerQuant] = Field(default_factory=dict, description="per-layer overrides by layer name or glob")
     incremental: IncrementalSpec | None = None
@@ -92,17 +110,6 @@ class QuantizationSpec(_Section):
         1.0, ge=1, description="stochastic quantizers' sampling temperature grows geometrically to this multiple "
                                "by the last epoch (1 = constant); sharper sampling late in training matches the "
                                "deterministic inference weights")
-
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, v: str) -> str:
-        from tinyharden.quantization.presets import PRESETS
-
-        if v not in PRESETS:
-            close = difflib.get_close_matches(v, PRESETS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"unknown preset '{v}' (choose from {', '.join(PRESETS)}){hint}")
-        return v
 
 
 class AugmentSpec(_Section):

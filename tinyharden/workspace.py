@@ -1,14 +1,20 @@
 """Run folders and atomic writes.
 
+    folder = RunFolder(Path("runs/quickstart"))
+    metrics = folder.read("metrics")          # a validated, versioned artifact model
+    located = resolve_model(Path("runs/quickstart"), what="attack")
+
 Every command writes into `<workspace>/<name>/`; a name already taken gets the next free
-number (`name-2`, `name-3`, ...) so a run never overwrites another. All files are written
-to a temporary file in the same folder and renamed into place, so an interrupted run
-never leaves a half-written artifact behind.
+number (`name-2`, `name-3`, ...) so a run never overwrites another. `RunFolder` owns the
+artifact file names, and `resolve_model` the one "run folder or model file" decision
+every command makes. All files are written to a temporary file in the same folder and
+renamed into place, so an interrupted run never leaves a half-written artifact behind.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 import os
 import platform
 import re
@@ -155,4 +161,191 @@ def env_info(seed: int | None = None) -> dict[str, Any]:
 
 
 def write_env(run_dir: str | os.PathLike, seed: int | None = None) -> Path:
-    return atomic_write_json(Path(run_dir) / "env.json", env_info(seed))
+    return RunFolder(run_dir).write_env(seed)
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (the `created` field of artifacts)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- run folders
+
+class RunFolder:
+    """One run folder and the names of its artifacts; the only place those names live.
+
+        folder = RunFolder(Path("runs/quickstart"))
+        folder.model_file          # runs/quickstart/model.h5
+        folder.attack_history()    # {"pgd": Path("runs/quickstart/attacks/pgd.json"), ...}
+    """
+
+    MODEL = "model.h5"
+    RECIPE = "recipe.yaml"
+    ENV = "env.json"
+    METRICS = "metrics.json"
+    TRAIN_LOG = "train.log"
+    CHECKPOINTS = "checkpoints"
+    ATTACK = "attack.json"  # the latest attack; every one is kept under ATTACKS
+    ATTACKS = "attacks"
+    EXAMPLES = "attack_examples.npz"
+    EXPORT = "export.json"
+    FOOTPRINT = "footprint.json"
+    TFLITE = "model.tflite"
+    C_STEM = "model_data"
+    QUANTIZE = "quantize.json"
+    PTQ_MODEL = "ptq_model.h5"
+    TEACHER = "teacher.h5"
+    REPORT_JSON = "report.json"
+    REPORT_HTML = "report.html"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / self.MODEL
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / self.RECIPE
+
+    def is_run(self) -> bool:
+        """A folder `train` (or `quantize`) created: it holds a recipe.yaml."""
+        return self.path.is_dir() and self.recipe_file.is_file()
+
+    def recipe(self):
+        from tinyharden.recipe import load_recipe
+
+        return load_recipe(self.recipe_file)
+
+    def read(self, artifact: str):
+        """The artifact `artifact` ("metrics", "attack", ...) validated against its versioned model."""
+        from tinyharden.artifacts import read_artifact
+
+        return read_artifact(self.path, artifact)
+
+    def write_env(self, seed: int | None = None) -> Path:
+        return atomic_write_json(self.path / self.ENV, env_info(seed))
+
+    # ------------------------------------------------------------------ attacks
+
+    def attack_history(self) -> dict[str, Path]:
+        """Every kept attack record by name, oldest first."""
+        folder = self.path / self.ATTACKS
+        files = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name)) if folder.is_dir() else []
+        return {p.stem: p for p in files}
+
+    def _attack_name(self, report: dict[str, Any], name: str | None) -> str:
+        if name is not None:
+            return _SAFE_NAME.sub("-", name).strip("-.") or "attack"
+        base = "+".join(report.get("config", {}).get("suite") or ["attack"])
+        taken, n = set(self.attack_history()), 1
+        while (candidate := base if n == 1 else f"{base}-{n}") in taken:
+            n += 1
+        return candidate
+
+    def write_attack(self, report: dict[str, Any], *, name: str | None = None) -> Path:
+        """Keep `report` as attacks/<name>.json (a default name never overwrites) and as attack.json."""
+        name = self._attack_name(report, name)
+        report["name"] = name
+        kept = atomic_write_json(self.path / self.ATTACKS / f"{name}.json", report)
+        atomic_write_json(self.path / self.ATTACK, report)
+        return kept
+
+    def save_examples(self, arrays: dict[str, np.ndarray]) -> Path:
+        return atomic_save_npz(self.path / self.EXAMPLES, **arrays)
+
+    def export_input_range(self) -> tuple[float, float] | None:
+        """The model input range export.json recorded, if this folder holds an export."""
+        record = self.path / self.EXPORT
+        try:
+            rng = json.loads(record.read_text()).get("input_range") if record.is_file() else None
+            return (float(rng[0]), float(rng[1])) if rng else None
+        except (ValueError, OSError, TypeError, IndexError, AttributeError):
+            return None
+
+    # ------------------------------------------------------------------ creating
+
+    @classmethod
+    def create(cls, workspace: str | os.PathLike, name: str) -> "RunFolder":
+        return cls(new_run_dir(workspace, name))
+
+    @classmethod
+    def for_model_file(cls, workspace: str | os.PathLike, name: str, *, seed: int | None = None,
+                       named: bool = False) -> "RunFolder":
+        """The folder a command on a bare model file writes into.
+
+        `named`: the user chose `name`, so a later command (attack, then export, of the same
+        file) writes into the same folder and `report` shows one row for the model.
+        """
+        if named:
+            safe = _SAFE_NAME.sub("-", name).strip("-.") or "run"
+            folder = cls(Path(workspace) / safe)
+            if folder.is_run():
+                from tinyharden.errors import UserError
+
+                raise UserError(f"'{folder.path}' is a training run folder; pass it as the model instead of --name "
+                                f"{name}, or choose another name")
+            folder.path.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = cls.create(workspace, name)
+        if not (folder.path / cls.ENV).is_file():
+            folder.write_env(seed)
+        return folder
+
+
+@dataclass
+class LocatedModel:
+    """What a command was pointed at: a run folder's model, or a model file (with a recipe beside it?)."""
+
+    model_file: Path
+    kind: str  # "keras" | "tflite"
+    run: RunFolder | None = None
+    recipe_beside: Path | None = None
+
+
+_KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def resolve_model(path: str | os.PathLike, *, what: str, tflite: bool = False,
+                  saved_model: bool = False) -> LocatedModel:
+    """Decide whether `path` is a run folder or a model file; every problem is a one-line UserError.
+
+        resolve_model(Path("runs/quickstart"), what="attack").run   # RunFolder('runs/quickstart')
+
+    `tflite`: a .tflite file is accepted (black-box attacks); `saved_model`: a folder
+    without recipe.yaml is taken as a TensorFlow SavedModel.
+    """
+    from tinyharden import pretrained
+    from tinyharden.errors import UserError
+
+    path = pretrained.resolve(path)  # a shipped model's name is its folder
+    kinds = "a .h5/.keras model file" + (" or a .tflite file" if tflite else "")
+    if not path.exists():
+        raise UserError(f"'{path}' not found; pass a run folder, {kinds}")
+    folder = RunFolder(path)
+    if path.is_dir() and (folder.is_run() or not saved_model):
+        if not folder.is_run():
+            raise UserError(f"'{path}' is not a run folder (no {RunFolder.RECIPE}); pass the folder `tinyharden train` "
+                            "created, or a model file")
+        if not folder.model_file.is_file():
+            raise UserError(f"run folder '{path}' has no {RunFolder.MODEL} (training unfinished?); finish it with "
+                            f"tinyharden train --resume {path}")
+        return LocatedModel(folder.model_file, "keras", run=folder)
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in _KERAS_SUFFIXES:
+        kind = "keras"
+    elif tflite and suffix == ".tflite":
+        kind = "tflite"
+    else:
+        raise UserError(f"'{path}' is not a model tinyharden can {what}; pass a run folder, {kinds}")
+    beside = path.parent / RunFolder.RECIPE
+    return LocatedModel(path, kind, recipe_beside=beside if beside.is_file() else None)

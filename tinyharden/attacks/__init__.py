@@ -31,6 +31,6 @@ test, not a bound; so is boundary's.
 from tinyharden.attacks.base import REGISTRY, Attack, AttackOutput, make_attack
 from tinyharden.attacks.target import KerasTarget, Target
 
-ATTACKS = tuple(REGISTRY)
+ATTACKS = REGISTRY.names()
 
 __all__ = ["ATTACKS", "Attack", "AttackOutput", "KerasTarget", "Target", "make_attack"]

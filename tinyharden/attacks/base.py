@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tinyharden.errors import UserError
+from tinyharden.registry import ATTACKS
 from tinyharden.recipe import parse_number
 
 WHITE_BOX = "white-box"
@@ -75,28 +76,13 @@ class Attack:
         raise NotImplementedError
 
 
-REGISTRY: dict[str, str] = {
-    # name -> "module:Class"; resolved lazily so listing attacks imports no TensorFlow.
-    "fgsm": "tinyharden.attacks.pgd:FGSM",
-    "pgd": "tinyharden.attacks.pgd:PGD",
-    "cw": "tinyharden.attacks.cw:CarliniWagnerL2",
-    "apgd": "tinyharden.attacks.apgd:APGD",
-    "square": "tinyharden.attacks.square:Square",
-    "boundary": "tinyharden.attacks.boundary:Boundary",
-    "zoo": "tinyharden.attacks.zoo:ZOO",
-    "transfer": "tinyharden.attacks.transfer:Transfer",
-}
+# The attack names live in tinyharden/registry.py (ATTACKS), resolved lazily so listing
+# attacks imports no TensorFlow.
+REGISTRY = ATTACKS
 
 
 def attack_class(name: str) -> type[Attack]:
-    import importlib
-
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, REGISTRY, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"unknown attack '{name}' (choose from {', '.join(REGISTRY)}){hint}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return ATTACKS.get(name)
 
 
 def _coerce(name: str, key: str, annotation: Any, value: Any) -> Any:

@@ -114,6 +114,7 @@ def large_eps_pgd(target, x, y, *, eps: float = 0.5, steps: int = 20, eot: int =
 def zero_gradients(target, x, y, *, max_sample_share: float = 0.1, max_element_share: float = 0.5,
                    batch_size: int = 256) -> dict:
     from tinyharden._tf import tf
+    from tinyharden.attacks.pgd import margin_loss
 
     if len(x) == 0:
         return _check("zero_gradients", False, "not run: no samples", skipped=True)
@@ -125,10 +126,7 @@ def zero_gradients(target, x, y, *, max_sample_share: float = 0.1, max_element_s
         yb = tf.constant(np.asarray(y[i:i + batch_size], np.int64))
         with tf.GradientTape() as tape:
             tape.watch(xb)
-            z = target.logits(xb, training=False)
-            true = tf.gather(z, yb, batch_dims=1)
-            other = tf.reduce_max(z - 1e9 * tf.one_hot(yb, tf.shape(z)[-1]), axis=-1)
-            loss = tf.reduce_sum(other - true)
+            loss = margin_loss(target.logits(xb, training=False), yb)
         g = tape.gradient(loss, xb)
         g = np.zeros(xb.shape, np.float32) if g is None else g.numpy()
         flat = g.reshape(len(g), -1)

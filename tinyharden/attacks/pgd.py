@@ -28,6 +28,18 @@ from tinyharden.attacks.base import WHITE_BOX, Attack, AttackOutput, batches
 from tinyharden.attacks.target import require_differentiable
 
 
+
+def margin_loss(logits, y):
+    """Sum over the batch of (best other logit - true logit): > 0 exactly where a sample is misclassified.
+
+        loss = margin_loss(target.logits(x), y)
+    """
+    from tinyharden._tf import tf
+
+    true = tf.gather(logits, y, batch_dims=1)
+    other = tf.reduce_max(logits - 1e9 * tf.one_hot(y, tf.shape(logits)[-1]), axis=-1)
+    return tf.reduce_sum(other - true)
+
 class PGD(Attack):
     """Projected gradient descent, Linf or L2, with random start and restarts."""
 
@@ -109,9 +121,7 @@ class _Engine:
 
         if self.loss == "ce":
             return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        true = tf.gather(logits, y, batch_dims=1)
-        other = tf.reduce_max(logits - 1e9 * tf.one_hot(y, tf.shape(logits)[-1]), axis=-1)
-        return tf.reduce_sum(other - true)
+        return margin_loss(logits, y)
 
     def _grad(self, xa, y):
         from tinyharden._tf import tf

@@ -8,18 +8,11 @@ checks, `gate`), `per_sample` outcomes, the `examples` file and `versions`.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
+from tinyharden.formatting import fmt_eps, pct
+
 SCHEMA_VERSION = 1
-
-
-def fmt_eps(e: float) -> str:
-    """8/255 rather than 0.031372549: eps values are usually fractions of 255."""
-    f = Fraction(e).limit_denominator(1000)
-    if abs(float(f) - e) < 1e-9 and f.denominator in (255, 2, 4, 8, 10, 16, 20, 100):
-        return f"{f.numerator}/{f.denominator}" if f.denominator != 1 else str(f.numerator)
-    return f"{e:.4g}"
 
 
 def fmt_ci(p: dict) -> str:
@@ -27,8 +20,8 @@ def fmt_ci(p: dict) -> str:
     return f"{100 * lo:.1f}-{100 * hi:.1f}"
 
 
-def pct(p: dict) -> str:
-    return f"{100 * p['value']:.1f}%"
+def _pct(p: dict) -> str:
+    return pct(p["value"], 1)
 
 
 _KIND = {"white-box": "wb", "black-box": "bb", "transfer": "tr"}
@@ -47,22 +40,22 @@ def table(report: dict[str, Any]):
     for col in ("attack", "eps", "robust", "95% CI", "success", "med norm", "queries", "s"):
         t.add_column(col, justify="left" if col == "attack" else "right", no_wrap=True)
     clean = report["clean"]["accuracy"]
-    t.add_row("clean", "0", pct(clean), fmt_ci(clean), "", "", "", "")
+    t.add_row("clean", "0", _pct(clean), fmt_ci(clean), "", "", "", "")
     for a in report["attacks"]:
         label = f"{a['name']} {_KIND.get(a['kind'], '')}" + (f" eot{a['eot']}" if a.get("eot", 1) > 1 else "")
         for i, r in enumerate(a["results"]):
             q = r.get("queries")
             med = r["perturbation"]["median"]
-            t.add_row(label if i == 0 else "", fmt_eps(r["eps"]), pct(r["robust_accuracy"]), fmt_ci(r["robust_accuracy"]),
-                      pct(r["success_rate"]), "" if med is None else f"{med:.4f}",
+            t.add_row(label if i == 0 else "", fmt_eps(r["eps"]), _pct(r["robust_accuracy"]), fmt_ci(r["robust_accuracy"]),
+                      _pct(r["success_rate"]), "" if med is None else f"{med:.4f}",
                       "" if q is None else f"{q['per_attacked_sample']:.0f}",
                       f"{r['time_s']:.1f}" if i == 0 or not r.get("time_note") else "")
     t.add_section()
     per_eps = report["suite"]["per_eps"]
     for i, p in enumerate(per_eps):
-        t.add_row("[bold]worst case[/]" if i == 0 else "", fmt_eps(p["eps"]), f"[bold]{pct(p['robust_accuracy'])}[/]",
+        t.add_row("[bold]worst case[/]" if i == 0 else "", fmt_eps(p["eps"]), f"[bold]{_pct(p['robust_accuracy'])}[/]",
                   fmt_ci(p["robust_accuracy"]), "", "", "", "")
     if len(per_eps) > 1:
         overall = report["suite"]["robust_accuracy"]
-        t.add_row("[bold]all eps[/]", "", f"[bold]{pct(overall)}[/]", fmt_ci(overall), "", "", "", "")
+        t.add_row("[bold]all eps[/]", "", f"[bold]{_pct(overall)}[/]", fmt_ci(overall), "", "", "", "")
     return t

@@ -92,9 +92,136 @@ def validate_config(config: SuiteConfig, target, attacks: list[Attack]) -> None:
             require_differentiable(target, a.name)
 
 
+@dataclass
+class _Context:
+    """What every attack of one suite run shares: the data, the clean predictions, the progress tick."""
+
+    target: Any
+    x: np.ndarray
+    y: np.ndarray
+    config: SuiteConfig
+    eps_list: list[float]
+    clean_pred: np.ndarray
+    correct: np.ndarray
+    idx: np.ndarray
+    tick: Callable[[str], None]
+    examples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _min_norm(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> dict[float, np.ndarray]:
+    """A minimum-norm attack: run once at the largest eps, scored at every eps of the sweep."""
+    config, x, y, correct = ctx.config, ctx.x, ctx.y, ctx.correct
+    robust_by_eps: dict[float, np.ndarray] = {}
+    ctx.tick(f"{attack.name}")
+    t0 = time.perf_counter()
+    out = _run(attack, ctx.target, x, y, ctx.idx, eps=max(ctx.eps_list), config=config, eot=eot)
+    elapsed = time.perf_counter() - t0
+    checked = ev.recheck(x, out.x_adv, eps=None, norm=config.norm, policy=config.policy)
+    pred = np.argmax(ctx.target.predict(checked.x_adv), axis=-1)
+    fooled = correct & (pred != y) & ~checked.rejected
+    native = ev.norms(checked.x_adv - x, attack.norms[0])
+    rec["time_s"] = elapsed
+    rec["perturbation_native"] = {"norm": attack.norms[0], **ev.perturbation_stats(native, fooled)}
+    ctx.examples[attack.name] = checked.x_adv
+    for e in ctx.eps_list:
+        within = checked.norm <= e * (1 + ev.REL_TOL) + ev.ABS_TOL
+        success = fooled & within
+        robust = correct & ~success
+        rec["results"].append(_result(e, config.norm, robust, robust, success, correct, checked, fooled,
+                                      out.queries, len(ctx.idx), elapsed, policy=config.policy,
+                                      shared_time=True))
+        robust_by_eps[e] = robust
+        ps["adv_pred"].append(np.where(success, pred, ctx.clean_pred))
+        ps["robust"].append(robust)
+        ps["norm"].append(checked.norm)
+    return robust_by_eps
+
+
+def _fixed_eps(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> dict[float, np.ndarray]:
+    """A fixed-budget attack: run once per eps; a sample is robust at eps only if it was at every smaller one."""
+    config, x, y, correct = ctx.config, ctx.x, ctx.y, ctx.correct
+    robust_by_eps: dict[float, np.ndarray] = {}
+    prev_robust = correct.copy()
+    rec["time_s"] = 0.0
+    for k, e in enumerate(ctx.eps_list):
+        ctx.tick(f"{attack.name} eps={e:.4g}")
+        t0 = time.perf_counter()
+        out = _run(attack, ctx.target, x, y, ctx.idx, eps=e, config=config, eot=eot)
+        elapsed = time.perf_counter() - t0
+        rec["time_s"] += elapsed
+        checked = ev.recheck(x, out.x_adv, eps=e, norm=config.norm, policy=config.policy)
+        pred = np.argmax(ctx.target.predict(checked.x_adv), axis=-1)
+        run_robust = correct & ((pred == y) | checked.rejected)
+        nested = run_robust & prev_robust
+        prev_robust = nested
+        success = correct & ~nested
+        rec["results"].append(_result(e, config.norm, nested, run_robust, success, correct, checked,
+                                      correct & ~run_robust, out.queries, len(ctx.idx), elapsed,
+                                      policy=config.policy))
+        robust_by_eps[e] = nested
+        ctx.examples[f"{attack.name}_eps{k}"] = checked.x_adv
+        ps["adv_pred"].append(pred)
+        ps["robust"].append(nested)
+        ps["norm"].append(checked.norm)
+    return robust_by_eps
+
+
+def _attack_record(attack: Attack, config: SuiteConfig, eot: int) -> dict:
+    return {"name": attack.name, "kind": attack.kind, "implementation": attack.implementation(),
+            "params": attack.params(), "minimum_norm": attack.minimum_norm,
+            "attack_norm": attack.norms[0] if attack.minimum_norm else config.norm,
+            "eval_norm": config.norm, "eot": eot, "results": []}
+
+
+def _sanity_checks(ctx: _Context, records: list[dict], eot: int) -> list[dict]:
+    config, target, idx = ctx.config, ctx.target, ctx.idx
+    if not config.checks:
+        return []
+    checks = [masking.blackbox_beats_whitebox(records, len(ctx.x)), masking.eps_not_decreasing(records, len(ctx.x))]
+    if getattr(target, "differentiable", False) and hasattr(target, "logits"):
+        sub = idx[: config.sanity_n]
+        ctx.tick("check: large-eps PGD")
+        checks.append(masking.large_eps_pgd(target, ctx.x[sub], ctx.y[sub], eps=config.sanity_eps, eot=eot,
+                                            seed=config.seed, batch_size=config.batch_size))
+        ctx.tick("check: zero gradients")
+        checks.append(masking.zero_gradients(target, ctx.x[sub], ctx.y[sub], batch_size=config.batch_size))
+    else:
+        for nm in ("large_eps_pgd", "zero_gradients"):
+            checks.append({"name": nm, "flagged": False, "skipped": True,
+                           "message": "not run: the target is not differentiable"})
+    return checks
+
+
+def _worst_cases(ctx: _Context, attacks: list[Attack], records: list[dict],
+                 robust_by_attack: dict[str, dict[float, np.ndarray]]) -> tuple[list[dict], np.ndarray]:
+    """The suite's worst case per eps (with the strongest attack) and over everything."""
+    per_eps = []
+    for e in ctx.eps_list:
+        wc = ev.worst_case([robust_by_attack[a.name][e] for a in attacks], ctx.correct)
+        strongest = min(records, key=lambda r: next(rr["robust_accuracy"]["value"] for rr in r["results"] if rr["eps"] == e))
+        per_eps.append({"eps": e, "robust_accuracy": ev.proportion(wc), "strongest_attack": strongest["name"]})
+    overall = ev.worst_case([r for a in attacks for r in robust_by_attack[a.name].values()], ctx.correct)
+    return per_eps, overall
+
+
+def _progress_tick(progress: Callable[[str, int, int], None] | None, total: int) -> Callable[[str], None]:
+    done = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        if progress:
+            progress(label, done, total)
+        done += 1
+
+    return tick
+
+
 def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, source=None,
               progress: Callable[[str, int, int], None] | None = None) -> SuiteResult:
-    """Attack `target` on (x, y) (x in [0, 1] units) and return the scored report."""
+    """Attack `target` on (x, y) (x in [0, 1] units) and return the scored report.
+
+        result = run_suite(KerasTarget(model), x, y, SuiteConfig(suite=["pgd"], eps=[8 / 255]))
+    """
     from tinyharden._tf import tf
 
     x = np.asarray(x, np.float32)
@@ -110,104 +237,26 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
 
     clean_pred = np.argmax(target.predict(x), axis=-1)
     correct = clean_pred == y
-    idx = np.flatnonzero(correct)
     eot, eot_reason = plan_eot(target, x, config.eot)
-
     total = sum(1 if a.minimum_norm else len(eps_list) for a in attacks) + (2 if config.checks else 0)
-    done = 0
-
-    def tick(label: str) -> None:
-        nonlocal done
-        if progress:
-            progress(label, done, total)
-        done += 1
+    ctx = _Context(target, x, y, config, eps_list, clean_pred, correct, np.flatnonzero(correct),
+                   _progress_tick(progress, total))
 
     records: list[dict] = []
     per_sample_attacks: dict[str, dict] = {}
-    examples: dict[str, np.ndarray] = {}
     robust_by_attack: dict[str, dict[float, np.ndarray]] = {}
     for attack in attacks:
         a_eot = eot if attack.eot_capable else 1
-        rec = {"name": attack.name, "kind": attack.kind, "implementation": attack.implementation(),
-               "params": attack.params(), "minimum_norm": attack.minimum_norm,
-               "attack_norm": attack.norms[0] if attack.minimum_norm else config.norm,
-               "eval_norm": config.norm, "eot": a_eot, "results": []}
-        ps = {"adv_pred": [], "robust": [], "norm": []}
-        robust_by_attack[attack.name] = {}
-        prev_robust = correct.copy()
-        if attack.minimum_norm:
-            tick(f"{attack.name}")
-            t0 = time.perf_counter()
-            out = _run(attack, target, x, y, idx, eps=max(eps_list), config=config, eot=a_eot)
-            elapsed = time.perf_counter() - t0
-            checked = ev.recheck(x, out.x_adv, eps=None, norm=config.norm, policy=config.policy)
-            pred = np.argmax(target.predict(checked.x_adv), axis=-1)
-            fooled = correct & (pred != y) & ~checked.rejected
-            native = ev.norms(checked.x_adv - x, attack.norms[0])
-            rec["time_s"] = elapsed
-            rec["perturbation_native"] = {"norm": attack.norms[0], **ev.perturbation_stats(native, fooled)}
-            examples[attack.name] = checked.x_adv
-            for e in eps_list:
-                within = checked.norm <= e * (1 + ev.REL_TOL) + ev.ABS_TOL
-                success = fooled & within
-                robust = correct & ~success
-                rec["results"].append(_result(e, config.norm, robust, robust, success, correct, checked, fooled,
-                                              out.queries, len(idx), elapsed, policy=config.policy,
-                                              shared_time=True))
-                robust_by_attack[attack.name][e] = robust
-                ps["adv_pred"].append(np.where(success, pred, clean_pred))
-                ps["robust"].append(robust)
-                ps["norm"].append(checked.norm)
-        else:
-            rec["time_s"] = 0.0
-            for k, e in enumerate(eps_list):
-                tick(f"{attack.name} eps={e:.4g}")
-                t0 = time.perf_counter()
-                out = _run(attack, target, x, y, idx, eps=e, config=config, eot=a_eot)
-                elapsed = time.perf_counter() - t0
-                rec["time_s"] += elapsed
-                checked = ev.recheck(x, out.x_adv, eps=e, norm=config.norm, policy=config.policy)
-                pred = np.argmax(target.predict(checked.x_adv), axis=-1)
-                run_robust = correct & ((pred == y) | checked.rejected)
-                nested = run_robust & prev_robust
-                prev_robust = nested
-                success = correct & ~nested
-                rec["results"].append(_result(e, config.norm, nested, run_robust, success, correct, checked,
-                                              correct & ~run_robust, out.queries, len(idx), elapsed,
-                                              policy=config.policy))
-                robust_by_attack[attack.name][e] = nested
-                examples[f"{attack.name}_eps{k}"] = checked.x_adv
-                ps["adv_pred"].append(pred)
-                ps["robust"].append(nested)
-                ps["norm"].append(checked.norm)
+        rec = _attack_record(attack, config, a_eot)
+        ps: dict[str, list] = {"adv_pred": [], "robust": [], "norm": []}
+        run = _min_norm if attack.minimum_norm else _fixed_eps
+        robust_by_attack[attack.name] = run(ctx, attack, rec, ps, a_eot)
         records.append(rec)
         per_sample_attacks[attack.name] = {k: [np.asarray(v).tolist() if k != "norm" else np.round(v, 6).tolist()
                                                for v in vals] for k, vals in ps.items()}
 
-    # Worst case over the suite, per eps and over everything.
-    per_eps = []
-    for e in eps_list:
-        wc = ev.worst_case([robust_by_attack[a.name][e] for a in attacks], correct)
-        strongest = min(records, key=lambda r: next(rr["robust_accuracy"]["value"] for rr in r["results"] if rr["eps"] == e))
-        per_eps.append({"eps": e, "robust_accuracy": ev.proportion(wc), "strongest_attack": strongest["name"]})
-    overall = ev.worst_case([r for a in attacks for r in robust_by_attack[a.name].values()], correct)
-
-    checks = []
-    if config.checks:
-        checks.append(masking.blackbox_beats_whitebox(records, len(x)))
-        checks.append(masking.eps_not_decreasing(records, len(x)))
-        if getattr(target, "differentiable", False) and hasattr(target, "logits"):
-            sub = idx[: config.sanity_n]
-            tick("check: large-eps PGD")
-            checks.append(masking.large_eps_pgd(target, x[sub], y[sub], eps=config.sanity_eps, eot=eot, seed=config.seed,
-                                                batch_size=config.batch_size))
-            tick("check: zero gradients")
-            checks.append(masking.zero_gradients(target, x[idx[: config.sanity_n]], y[idx[: config.sanity_n]],
-                                                 batch_size=config.batch_size))
-        else:
-            for nm in ("large_eps_pgd", "zero_gradients"):
-                checks.append({"name": nm, "flagged": False, "skipped": True,
-                               "message": "not run: the target is not differentiable"})
+    per_eps, overall = _worst_cases(ctx, attacks, records, robust_by_attack)
+    checks = _sanity_checks(ctx, records, eot)
     if progress:
         progress("done", total, total)
 
@@ -216,7 +265,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
                    "batch_size": config.batch_size, "eot": eot, "eot_reason": eot_reason,
                    "tolerance": {"relative": ev.REL_TOL, "absolute": ev.ABS_TOL},
                    "sanity": {"eps": config.sanity_eps, "samples": config.sanity_n}},
-        "clean": {"accuracy": ev.proportion(correct), "attacked": int(len(idx))},
+        "clean": {"accuracy": ev.proportion(correct), "attacked": int(len(ctx.idx))},
         "attacks": records,
         "suite": {"robust_accuracy": ev.proportion(overall), "per_eps": per_eps,
                   "definition": "a sample counts as robust only if it is correct clean and under every attack and eps"},
@@ -225,7 +274,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
                        "attacks": per_sample_attacks, "suite_robust": overall.tolist(), "eps": eps_list},
         "time_s": time.perf_counter() - t_start,
     }
-    return SuiteResult(report, examples)
+    return SuiteResult(report, ctx.examples)
 
 
 def _run(attack: Attack, target, x, y, idx, *, eps, config: SuiteConfig, eot: int):

@@ -45,7 +45,7 @@ class Target(Protocol):
         internally if its backend needs to) and must be deterministic unless the model
         itself is stochastic at inference.
 
-    A `.tflite` implementation is `tinyharden.export.tflite_target.TFLiteTarget(path,
+    A `.tflite` implementation is `tinyharden.attacks.tflite_target.TFLiteTarget(path,
     input_range)`, where `input_range` is the model's input range that [0, 1] maps to.
     """
 

@@ -16,6 +16,7 @@ from tinyharden.cli.pretrained import pretrained
 from tinyharden.cli.quantize import quantize
 from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
+from tinyharden.cli.sweep import sweep
 from tinyharden.cli.train import train
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.command()(evaluate)
 app.command()(quantize)
 app.command()(report)
 app.command(name="run")(run_recipe)
+app.command()(sweep)
 app.command()(pretrained)
 
 

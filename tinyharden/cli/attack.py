@@ -1,10 +1,11 @@
 """`tinyharden attack MODEL_OR_RUN`: attack a model with a suite and score it honestly.
 
 MODEL_OR_RUN is a run folder written by `tinyharden train` (it supplies the model, the
-dataset and the recipe; results are written into it), or a model file: Keras .h5/.keras
-or .tflite (which needs --data, or a recipe.yaml beside it; results go to a new run
-folder in the workspace). Eps is always in [0, 1] data units, whatever the model's own
-input range (--input-range 0,255 for the MLPerf Tiny ResNet-8).
+dataset and the recipe; results are written into it, each attack kept under attacks/),
+or a model file: Keras .h5/.keras or .tflite (which needs --data, or a recipe.yaml beside
+it; results go to a new run folder in the workspace, or the one --name gives). Eps is
+always in [0, 1] data units, whatever the model's own input range (--input-range 0,255
+for the MLPerf Tiny ResNet-8).
 
 Exit codes: 0 ok; 2 bad arguments or input files; 3 the suite's robust accuracy is below
 --fail-under; 130 interrupted.
@@ -12,60 +13,84 @@ Exit codes: 0 ok; 2 bad arguments or input files; 3 the suite's robust accuracy 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state, warn
-from tinyharden.errors import GateFailed
+from tinyharden.cli.common import choices_option, err, handle_errors, out, progress_enabled, state, warn
+from tinyharden.cli.parsing import parse_fraction, parse_list, parse_numbers, parse_params, parse_range
+from tinyharden.errors import GateFailed, UserError
+from tinyharden.registry import ATTACKS, DATASETS
 
-_HELP_SUITE = "Comma-separated attacks: fgsm, pgd, cw, apgd, square, boundary, zoo, transfer. Default: the recipe's attack.suite, else fgsm,pgd."
+Opt = typer.Option
 
 
 @handle_errors
 def attack(
-    model: Path = typer.Argument(..., help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras) or .tflite file.", show_default=False),
-    suite: Optional[str] = typer.Option(None, "--suite", "-s", help=_HELP_SUITE),
-    eps: Optional[str] = typer.Option(None, "--eps", help="Budget(s) in [0,1] data units; fractions and lists for a sweep: 8/255 or 1/255,2/255,4/255,8/255."),
-    n: Optional[int] = typer.Option(None, "-n", "--n", help="Attack the first N test samples (default: recipe attack.n, else 1000)."),
-    norm: Optional[str] = typer.Option(None, "--norm", help="linf or l2 (default: recipe attack.norm, else linf)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Dataset for a bare model file: cifar10, speech_commands, digits, synthetic."),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="Folder holding the dataset (default: $TINYHARDEN_DATA or ../shared/data)."),
-    split: str = typer.Option("test", "--split", help="'test' (the held-out split) or 'all' (every sample of the folder)."),
-    input_range: Optional[str] = typer.Option(None, "--input-range", help="The model's input range LO,HI when not the data's, e.g. 0,255 for raw pixels."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Recipe whose attack: section (and, for a bare model, data:) to use."),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Attack budget, repeatable: -p pgd.steps=40 -p square.max_iter=5000."),
-    eot: Optional[int] = typer.Option(None, "--eot", help="Average gradients over N stochastic passes (stochastic quantizers sample)."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Model or run folder the transfer attack crafts its examples on (e.g. the float twin)."),
-    space: Optional[str] = typer.Option(None, "--space", help="speech_commands only: attack the 'features' (default) or the raw 'waveform' through the MFCC front end."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the attacks' randomness (default: the recipe's seed)."),
-    policy: str = typer.Option("clip", "--policy", help="An example outside the eps ball or [0,1]: 'clip' projects it back, 'reject' counts a failed attack."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Samples per attack batch."),
-    fail_under: Optional[str] = typer.Option(None, "--fail-under", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%)."),
-    json_out: bool = typer.Option(False, "--json", help="Print attack.json to stdout instead of the table."),
-    save_examples: bool = typer.Option(True, "--save-examples/--no-save-examples", help="Write the adversarial examples as attack_examples.npz."),
-    checks: bool = typer.Option(True, "--checks/--no-checks", help="Run the gradient-masking sanity checks."),
-    unsafe: bool = typer.Option(False, "--unsafe", help="Allow model files with Lambda layers (their code runs on load)."),
+    model: Annotated[Path, typer.Argument(help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras) or .tflite file.", show_default=False)],
+    suite: Annotated[Optional[str], choices_option("--suite", "-s", registry=ATTACKS, help="Comma-separated attacks: {choices}. Default: the recipe's attack.suite, else fgsm,pgd.")] = None,
+    eps: Annotated[Optional[str], Opt("--eps", help="Budget(s) in [0,1] data units; fractions and lists for a sweep: 8/255 or 1/255,2/255,4/255,8/255.")] = None,
+    n: Annotated[Optional[int], Opt("-n", "--n", help="Attack the first N test samples (default: recipe attack.n, else 1000).")] = None,
+    norm: Annotated[Optional[str], Opt("--norm", help="linf or l2 (default: recipe attack.norm, else linf).")] = None,
+    data: Annotated[Optional[str], choices_option("--data", registry=DATASETS, help="Dataset for a bare model file: {choices}.")] = None,
+    data_path: Annotated[Optional[Path], Opt("--data-path", help="Folder holding the dataset (default: $TINYHARDEN_DATA or ../shared/data).")] = None,
+    split: Annotated[str, Opt("--split", help="'test' (the held-out split) or 'all' (every sample of the folder).")] = "test",
+    input_range: Annotated[Optional[str], Opt("--input-range", help="The model's input range LO,HI when not the data's, e.g. 0,255 for raw pixels.")] = None,
+    recipe: Annotated[Optional[Path], Opt("--recipe", help="Recipe whose attack: section (and, for a bare model, data:) to use.")] = None,
+    param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Attack budget, repeatable: -p pgd.steps=40 -p square.max_iter=5000.")] = None,
+    eot: Annotated[Optional[int], Opt("--eot", help="Average gradients over N stochastic passes (stochastic quantizers sample).")] = None,
+    source: Annotated[Optional[Path], Opt("--source", help="Model or run folder the transfer attack crafts its examples on (e.g. the float twin).")] = None,
+    space: Annotated[Optional[str], Opt("--space", help="speech_commands only: attack the 'features' (default) or the raw 'waveform' through the MFCC front end.")] = None,
+    seed: Annotated[Optional[int], Opt("--seed", help="Seed of the attacks' randomness (default: the recipe's seed).")] = None,
+    policy: Annotated[str, Opt("--policy", help="An example outside the eps ball or [0,1]: 'clip' projects it back, 'reject' counts a failed attack.")] = "clip",
+    batch_size: Annotated[int, Opt("--batch-size", min=1, help="Samples per attack batch.")] = 256,
+    fail_under: Annotated[Optional[str], Opt("--fail-under", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%).")] = None,
+    name: Annotated[Optional[str], Opt("--name", help="Name of this attack in the run's history (attacks/NAME.json); for a model file, the run folder to write into (shared with export --name).")] = None,
+    json_out: Annotated[bool, Opt("--json", help="Print attack.json to stdout instead of the table.")] = False,
+    save_examples: Annotated[bool, Opt("--save-examples/--no-save-examples", help="Write the adversarial examples as attack_examples.npz.")] = True,
+    checks: Annotated[bool, Opt("--checks/--no-checks", help="Run the gradient-masking sanity checks.")] = True,
+    unsafe: Annotated[bool, Opt("--unsafe", help="Allow model files with Lambda layers (their code runs on load).")] = False,
 ) -> None:
     """Attack a model with a suite of white-box, black-box and transfer attacks; writes attack.json.
+
+    Example: tinyharden attack runs/quickstart --suite pgd,square --eps 1/255,8/255 -n 500
 
     Eps is in [0,1] data units (8/255) whatever the model's input range. Exit codes: 0 ok;
     2 bad arguments or input files; 3 suite robust accuracy below --fail-under; 130 interrupted.
     """
-    from tinyharden.attacks.job import run_attack
+    from tinyharden.jobs.attack import AttackRequest
+    from tinyharden.jobs.attack import attack as attack_job
 
-    # run_attack validates everything cheap before TensorFlow is imported.
+    # Everything cheap is checked before TensorFlow is imported.
+    fields: dict[str, Any] = dict(
+        model=model, suite=parse_list(suite), eps=parse_numbers(_units(eps, space), "--eps"), n=_positive(n, "-n"),
+        norm=_choice(norm, "--norm", ("linf", "l2")), eot=_positive(eot, "--eot"), params=parse_params(param or ()),
+        dataset=data, data_path=data_path, split=_choice(split, "--split", ("test", "all")), input_range=parse_range(input_range) if input_range else None,
+        recipe=recipe, source=source, space=_choice(space, "--space", ("features", "waveform")), seed=seed,
+        policy=_choice(policy, "--policy", ("clip", "reject")), batch_size=batch_size,
+        fail_under=parse_fraction(fail_under, "--fail-under"), save_examples=save_examples, checks=checks,
+        unsafe=unsafe, name=name)
+    if data is not None:
+        DATASETS.check(data)
     with AttackProgress(enabled=progress_enabled()) as prog:
-        outcome = run_attack(model, suite=suite, eps=eps, n=n, norm=norm, data=data, data_path=data_path, split=split,
-                             input_range=input_range, recipe=recipe, params=param or (), eot=eot, source=source,
-                             space=space, seed=seed, policy=policy, batch_size=batch_size, fail_under=fail_under,
-                             save_examples=save_examples, checks=checks, unsafe=unsafe, workspace=state.workspace,
-                             progress=prog.update)
+        outcome = attack_job(AttackRequest(**fields), state.workspace, progress=prog.update)
     show(outcome, json_out=json_out)
     bar, run_dir = outcome.bar, outcome.run_dir
     if bar is not None and outcome.robust_accuracy < bar:
         raise GateFailed(f"suite robust accuracy {outcome.robust_accuracy:.4f} is below --fail-under {bar:g} "
                          f"(results in {run_dir / 'attack.json'})")
+
+
+def _positive(value: Optional[int], flag: str) -> Optional[int]:
+    if value is not None and value < 1:
+        raise UserError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def _choice(value: Optional[str], flag: str, choices: tuple[str, ...]) -> Optional[str]:
+    if value is not None and value not in choices:
+        raise UserError(f"{flag} must be {' or '.join(repr(c) for c in choices)}, got '{value}'")
+    return value
 
 
 def show(outcome, *, json_out: bool = False) -> None:
@@ -79,7 +104,7 @@ def show(outcome, *, json_out: bool = False) -> None:
         from tinyharden.attacks.report import table
 
         out.print(table(report))
-        out.print(f"results: {run_dir / 'attack.json'}", highlight=False)
+        out.print(f"results: {run_dir / 'attack.json'} (kept as {outcome.record.relative_to(run_dir)})", highlight=False)
     eot_n = report["config"]["eot"]
     if eot_n > 1:
         err.print(f"EOT: {report['config']['eot_reason']}", highlight=False)
@@ -118,3 +143,10 @@ class AttackProgress:
         if self._p is not None:
             self._p.__exit__(*exc)
         return False
+
+
+def _units(eps: Optional[str], space: Optional[str]) -> Optional[str]:
+    """--eps with int8 steps (0.5step) or dB re. the clip's peak (-40dB) in [0,1] data units."""
+    from tinyharden.attacks.budgets import to_data_units
+
+    return None if eps is None else to_data_units(eps, space=space or "features")

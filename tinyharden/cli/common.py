@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from typer.models import OptionInfo
 
 from tinyharden.errors import EXIT_INTERRUPTED, UserError
 
@@ -39,7 +40,7 @@ def handle_errors(fn):
             fail(str(exc), exc.code)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]; partial results were not written (use --resume where offered)")
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except MemoryError:
             fail("out of memory; lower the batch size (train.batch_size=...) or the sample count (-n)", 1)
 
@@ -52,3 +53,42 @@ def warn(message: str) -> None:
 
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
+
+
+def wide(renderable) -> None:
+    """Print a table on stdout; piped or captured output has no width to respect, so give it room."""
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    width = out.width
+    out.width = max(width, 120)
+    try:
+        out.print(renderable)
+    finally:
+        out.width = width
+
+
+class _ChoicesOption(OptionInfo):
+    """An option whose help lists a registry's names as they are when the CLI is built."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        template = self.__dict__.get("_template") or ""
+        registry = self.__dict__.get("_registry")
+        return template.format(choices=registry.choices()) if registry is not None else template
+
+    @help.setter
+    def help(self, value: str) -> None:
+        self.__dict__["_template"] = value
+
+
+def choices_option(*names: str, registry, help: str, **kwargs) -> OptionInfo:
+    """`typer.Option` whose `{choices}` in `help` is the registry's current list.
+
+        data: Annotated[Optional[str], choices_option("--data", registry=DATASETS, help="One of {choices}.")] = None
+    """
+    info = typer.Option(*names, help=help, **kwargs)
+    info.__class__ = _ChoicesOption
+    info.__dict__["_template"] = help
+    info.__dict__["_registry"] = registry
+    return info

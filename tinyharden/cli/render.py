@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tinyharden import formatting
 from tinyharden.cli.common import err
 
 
@@ -37,7 +38,7 @@ class TrainProgress:
 
 
 def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
+    return formatting.pct(x, missing="-")
 
 
 def metrics_table(metrics: dict) -> Table:

@@ -7,14 +7,18 @@ is printed or written).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, handle_errors, out, state, warn
+from tinyharden.cli.common import err, handle_errors, out, warn
+from tinyharden.cli.parsing import parse_bytes, parse_fraction
 from tinyharden.errors import GateFailed, UserError
+from tinyharden.report.render import FORMATS
 
-_FORMATS = ("table", "md", "csv", "json", "html")
+Opt = typer.Option
+
+_FORMATS = FORMATS
 _SUFFIX = {"table": ".txt", "md": ".md", "csv": ".csv", "json": ".json", "html": ".html"}
 
 
@@ -32,32 +36,47 @@ def _parse_eps(text: Optional[str]) -> Optional[float]:
     return value
 
 
+def bars_from_flags(min_clean: Optional[str], min_robust: Optional[str], max_flash: Optional[str],
+                    max_ram: Optional[str]):
+    """The report gates from their flags (accuracies as 0.9 or 90%, sizes as 65536 or 64K)."""
+    from tinyharden.jobs.report import Bars
+
+    return Bars(min_clean=parse_fraction(min_clean, "--min-clean"), min_robust=parse_fraction(min_robust, "--min-robust"),
+                max_flash=parse_bytes(max_flash, "--max-flash"), max_ram=parse_bytes(max_ram, "--max-ram"))
+
+
 @handle_errors
 def report(
-    runs: List[Path] = typer.Argument(..., help="Run folders written by train, attack or export.", show_default=False),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, md, csv, json or html (one self-contained file)."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the report to this file (plots beside it). Default: stdout; html goes to report.html in the first run folder."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Run folder (or published row id, e.g. published:cifar10-stq-jr) that the other rows are compared with."),
-    eps: Optional[str] = typer.Option(None, "--eps", help="Eps the attack columns show, e.g. 8/255. Default: the largest of each run's sweep."),
-    references: str = typer.Option("auto", "--references", help="Published rows: auto (datasets in the report), all, none."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots beside --out (else into the first run folder)."),
-    min_clean: Optional[str] = typer.Option(None, "--min-clean", help="Gate: clean accuracy of every run at least this (0.9 or 90%)."),
-    min_robust: Optional[str] = typer.Option(None, "--min-robust", help="Gate: worst-case robust accuracy (at the shown eps) at least this."),
-    max_flash: Optional[str] = typer.Option(None, "--max-flash", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB)."),
-    max_ram: Optional[str] = typer.Option(None, "--max-ram", help="Gate: RAM (TFLM arena) at most this many bytes."),
-    json_out: bool = typer.Option(False, "--json", help="Print the versioned JSON (schema_version) to stdout; same as --format json."),
+    runs: Annotated[List[Path], typer.Argument(help="Run folders written by train, attack or export.", show_default=False)],
+    fmt: Annotated[str, Opt("--format", "-f", help="table, md, csv, json or html (one self-contained file).")] = "table",
+    out_file: Annotated[Optional[Path], Opt("--out", "-o", help="Write the report to this file (plots beside it). Default: stdout; html goes to report.html in the first run folder.")] = None,
+    baseline: Annotated[Optional[str], Opt("--baseline", help="Run folder (or published row id, e.g. published:cifar10-stq-jr) that the other rows are compared with.")] = None,
+    eps: Annotated[Optional[str], Opt("--eps", help="Eps the attack columns show, e.g. 8/255. Default: the largest of each run's sweep.")] = None,
+    references: Annotated[str, Opt("--references", help="Published rows: auto (datasets in the report), all, none.")] = "auto",
+    plots: Annotated[bool, Opt("--plots/--no-plots", help="Write PNG plots beside --out (else into the first run folder).")] = True,
+    min_clean: Annotated[Optional[str], Opt("--min-clean", help="Gate: clean accuracy of every run at least this (0.9 or 90%).")] = None,
+    min_robust: Annotated[Optional[str], Opt("--min-robust", help="Gate: worst-case robust accuracy (at the shown eps) at least this.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB).")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", help="Gate: RAM (TFLM arena) at most this many bytes.")] = None,
+    json_out: Annotated[bool, Opt("--json", help="Print the versioned JSON (schema_version) to stdout; same as --format json.")] = False,
 ) -> None:
     """Compare runs: clean and robust accuracy with 95% intervals and budgets, footprint, flags.
+
+    Example: tinyharden report runs/quickstart runs/cifar10-stq-jr --format html --min-robust 30%
+
+    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead,
+    with a plot of robust accuracy against the swept value; the gates then apply to the means.
 
     Published figures of the study are added for the datasets in the report, marked as such.
 
     Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
     (each failure is listed: run, gate, value and bar).
     """
+    from tinyharden.jobs.report import ReportRequest
+    from tinyharden.jobs.report import report as report_job
     from tinyharden import pretrained
-    from tinyharden.parsing import parse_bytes, parse_fraction
 
-    runs = [pretrained.resolve(r) for r in runs]
+    runs = [pretrained.resolve(r) for r in runs]  # shipped model names (tinyharden pretrained)
     fmt = fmt.lower()
     if fmt not in _FORMATS:
         raise UserError(f"--format must be one of {', '.join(_FORMATS)}, got '{fmt}'")
@@ -65,26 +84,23 @@ def report(
         if fmt not in ("table", "json"):
             raise UserError(f"--json prints JSON; drop --format {fmt} or --json")
         fmt = "json"
-    bars = {"min_clean": parse_fraction(min_clean, "--min-clean"), "min_robust": parse_fraction(min_robust, "--min-robust"),
-            "max_flash": parse_bytes(max_flash, "--max-flash"), "max_ram": parse_bytes(max_ram, "--max-ram")}
+    bars = bars_from_flags(min_clean, min_robust, max_flash, max_ram)
     headline = _parse_eps(eps)
     if out_file is not None and out_file.is_dir():
         raise UserError(f"--out '{out_file}' is a folder; give a file name such as {out_file / ('report' + _SUFFIX[fmt])}")
     dest = out_file
     if dest is None and fmt == "html":
         dest = Path(runs[0]) / "report.html"  # a page needs a file; stdout is for text formats
+    if len(runs) == 1 and (Path(runs[0]) / "sweep.json").is_file():
+        from tinyharden.cli.sweep import report_sweep
+
+        return report_sweep(Path(runs[0]), fmt=fmt, dest=out_file, plots=plots, bars=bars)
     plots_dir = (dest.parent if dest is not None else Path(runs[0])) if plots else None
-    if dest is not None and out_file is None and pretrained.is_pretrained(dest):
-        dest = Path(state.workspace) / "report.html"  # shipped folders are read-only
-    if plots_dir is not None and pretrained.is_pretrained(plots_dir):
-        plots_dir = Path(state.workspace)
 
-    from tinyharden.report.build import generate
-
-    doc, _, plot_files = generate(runs, eps=headline, baseline=baseline, bars=bars, references=references,
-                                  plots_dir=plots_dir)
-    write_report(doc, fmt, dest, plot_files)
-    finish(doc, plot_files)
+    result = report_job(ReportRequest(runs=runs, eps=headline, baseline=baseline, bars=bars, references=references,
+                                      plots_dir=plots_dir))
+    write_report(result.doc, fmt, dest, result.plot_files)
+    finish(result.doc, result.plot_files)
 
 
 def write_report(doc: dict, fmt: str, dest: Optional[Path], plot_files: list) -> None:

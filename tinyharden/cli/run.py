@@ -1,92 +1,88 @@
 """`tinyharden run RECIPE [key=value ...]`: a recipe's whole pipeline into one run folder.
 
-Train, then the recipe's `attack` and `export` sections when it has them, then the
-report (report.html, report.json and plots in the run folder, the table on stdout). Each
-stage calls the same code as its own command, in this process: no shelling out.
-
+Parses, calls `tinyharden.jobs.run.run` and renders each stage as its own command does.
 Exit codes: 0 ok; 2 bad recipe or input; 3 an export or report gate failed (everything
 is written first); 130 interrupted.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state
-from tinyharden.errors import GateFailed, UserError
+from tinyharden.errors import GateFailed
+from tinyharden.jobs.run import RunEvents
+
+Opt = typer.Option
 
 
-def _stage(name: str, detail: str = "") -> None:
-    err.print(f"[bold]== {name}[/] {detail}".rstrip(), highlight=False)
+class _Render(RunEvents):
+    """Draws the stages of `run` as `train`, `attack` and `export` draw themselves."""
 
+    def __init__(self) -> None:
+        from tinyharden.cli.attack import AttackProgress
+        from tinyharden.cli.render import TrainProgress
 
-def _train(recipe):
-    from tinyharden.cli.render import TrainProgress
-    from tinyharden.training import run as training
+        self.train_bar = TrainProgress(enabled=progress_enabled())
+        self.attack_bar = AttackProgress(enabled=progress_enabled())
+        self._training = False
 
-    progress = TrainProgress(enabled=progress_enabled())
-    with progress:
-        trainer = training.start(recipe, state.workspace, on_progress=progress.update)
-        err.print(f"run folder: {trainer.run_dir}", highlight=False)
-        try:
-            return trainer, trainer.fit()
-        except KeyboardInterrupt:
-            raise UserError(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume the training with: "
-                            f"tinyharden train --resume {trainer.run_dir}", code=130) from None
+    def _end_training(self) -> None:
+        if self._training:
+            self._training = False
+            self.train_bar.__exit__(None, None, None)
 
+    def stage(self, name: str, detail: str = "") -> None:
+        self._end_training()
+        err.print(f"[bold]== {name}[/] {detail}".rstrip(), highlight=False)
+        if name == "train":
+            self._training = True
+            self.train_bar.__enter__()
 
-def _attack(run_dir: Path) -> None:
-    # run_attack is the one place that turns a run folder into attack.json (suite, report
-    # layout, examples), and `show` prints it for `tinyharden attack` too; calling them keeps
-    # `run` and `attack` byte-for-byte alike.
-    from tinyharden.attacks.job import run_attack
-    from tinyharden.cli.attack import AttackProgress, show
+    def train_progress(self, *args, **kwargs) -> None:
+        self.train_bar.update(*args, **kwargs)
 
-    @handle_errors  # as `tinyharden attack RUN`: the one-line error first, then the hint below
-    def attack_run_folder() -> None:
-        with AttackProgress(enabled=progress_enabled()) as prog:
-            outcome = run_attack(run_dir, workspace=state.workspace, progress=prog.update)
+    def started(self, run_dir: Path) -> None:
+        err.print(f"run folder: {run_dir}", highlight=False)
+
+    def trained(self, metrics: dict) -> None:
+        from tinyharden.cli.render import metrics_table
+
+        self._end_training()
+        out.print(metrics_table(metrics))
+
+    def attack_progress(self, label: str, done: int, total: int) -> None:
+        self.attack_bar.update(label, done, total)
+
+    def attacked(self, outcome) -> None:
+        from tinyharden.cli.attack import show
+
+        self.attack_bar.__exit__(None, None, None)
         show(outcome)
 
-    try:
-        attack_run_folder()
-    except typer.Exit as exc:
-        if exc.exit_code:
-            err.print(f"the trained model is kept in {run_dir}; re-run the attack with: tinyharden attack {run_dir}",
-                      highlight=False)
-        raise
+    def exported(self, result: dict) -> None:
+        from pathlib import Path
 
+        from tinyharden.cli.export import show
 
-def _export(run_dir: Path, recipe, dataset, limit: Optional[int]) -> list[dict]:
-    from tinyharden.export.pipeline import export_model
-    from tinyharden.footprint import render_table
-    from tinyharden.models import load_model
-
-    spec = recipe.export
-    model = load_model(run_dir / "model.h5")  # the saved artifact, exactly as `tinyharden export RUN` sees it
-    result = export_model(model, dataset, run_dir, formats=list(spec.formats), calib=spec.calib, limit=limit,
-                          seed=recipe.seed, max_drop=spec.max_drop, max_flash=spec.max_flash, max_ram=spec.max_ram,
-                          source=str(run_dir))
-    out.print(render_table(result["footprint"]), width=None if out.is_terminal else max(out.width, 120))
-    p = result["parity"]
-    out.print(f"parity on {p['samples']:,} test samples ({p['interpreter']}): Keras {p['keras_accuracy']:.2f}%, "
-              f"int8 {p['tflite_accuracy']:.2f}% (drop {p['drop']:+.2f} points)", highlight=False)
-    return result["failed"]
+        show(result, result["footprint"], Path(result["out_dir"]), brief=True)
 
 
 @handle_errors
 def run_recipe(
-    recipe: Path = typer.Argument(..., help="YAML recipe, e.g. recipes/quickstart.yaml.", show_default=False),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Dotted overrides such as train.epochs=2 attack.n=200."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Test samples for the export's parity check on TFLM (one at a time). Default: the whole test split."),
-    min_clean: Optional[str] = typer.Option(None, "--min-clean", help="Report gate: clean accuracy at least this (0.9 or 90%)."),
-    min_robust: Optional[str] = typer.Option(None, "--min-robust", help="Report gate: worst-case robust accuracy at least this."),
-    max_flash: Optional[str] = typer.Option(None, "--max-flash", help="Report gate: flash at most this many bytes (65536, 64K)."),
-    max_ram: Optional[str] = typer.Option(None, "--max-ram", help="Report gate: RAM (TFLM arena) at most this many bytes."),
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe, e.g. recipes/quickstart.yaml.", show_default=False)],
+    overrides: Annotated[Optional[List[str]], typer.Argument(help="Dotted overrides such as train.epochs=2 attack.n=200.")] = None,
+    limit: Annotated[Optional[int], Opt("--limit", "-n", min=1, help="Test samples for the export's parity check on TFLM (one at a time). Default: the whole test split.")] = None,
+    min_clean: Annotated[Optional[str], Opt("--min-clean", help="Report gate: clean accuracy at least this (0.9 or 90%).")] = None,
+    min_robust: Annotated[Optional[str], Opt("--min-robust", help="Report gate: worst-case robust accuracy at least this.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", help="Report gate: flash at most this many bytes (65536, 64K).")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", help="Report gate: RAM (TFLM arena) at most this many bytes.")] = None,
 ) -> None:
     """Run a recipe end to end into one run folder: train, attack, export, report.
+
+    Example: tinyharden run recipes/quickstart.yaml train.epochs=2 --min-clean 80%
 
     The attack and export stages run when the recipe has `attack:` and `export:` sections.
 
@@ -94,49 +90,26 @@ def run_recipe(
 
     Exit codes: 0 ok; 2 bad recipe or input; 3 an export or report gate failed (everything written); 130 interrupted.
     """
-    from tinyharden.parsing import parse_bytes, parse_fraction
-
-    bars = {"min_clean": parse_fraction(min_clean, "--min-clean"), "min_robust": parse_fraction(min_robust, "--min-robust"),
-            "max_flash": parse_bytes(max_flash, "--max-flash"), "max_ram": parse_bytes(max_ram, "--max-ram")}
-
-    from tinyharden.cli.render import metrics_table
+    from tinyharden.cli.report import bars_from_flags, finish, write_report
+    from tinyharden.jobs.run import run
     from tinyharden.recipe import load_recipe
 
-    parsed = load_recipe(recipe, overrides or [])
-    _stage("train", f"{parsed.name}: {parsed.model.name} on {parsed.data.dataset}, {parsed.train.epochs} epochs")
-    trainer, metrics = _train(parsed)
-    run_dir = trainer.run_dir
-    out.print(metrics_table(metrics))
-
-    if parsed.attack is not None:
-        _stage("attack", f"{', '.join(parsed.attack.suite)} on {parsed.attack.n} test samples")
-        _attack(run_dir)
-    else:
-        _stage("attack", "skipped: the recipe has no attack section")
-
-    export_failed: list[dict] = []
-    if parsed.export is not None:
-        _stage("export", ", ".join(parsed.export.formats))
-        export_failed = _export(run_dir, parsed, trainer.ds, limit)
-    else:
-        _stage("export", "skipped: the recipe has no export section")
-
-    _stage("report")
-    from tinyharden.cli.report import finish, write_report
-    from tinyharden.report.build import generate
-    from tinyharden.workspace import atomic_write_json
-
-    doc, _, plot_files = generate([run_dir], bars=bars, plots_dir=run_dir)
-    write_report(doc, "html", run_dir / "report.html", plot_files)
-    atomic_write_json(run_dir / "report.json", doc)
-    write_report(doc, "table", None, plot_files)
+    bars = bars_from_flags(min_clean, min_robust, max_flash, max_ram)
+    events = _Render()
     try:
-        finish(doc, plot_files)
+        result = run(load_recipe(recipe, overrides or []), state.workspace, bars=bars, limit=limit, events=events)
     finally:
-        if export_failed:
+        events._end_training()
+    report = result.report
+    write_report(report.doc, "table", None, report.plot_files)
+    try:
+        finish(report.doc, report.plot_files)
+    finally:
+        if result.export_failed:
             err.print("[bold red]export gate failed:[/] " + "; ".join(
-                f"{g['gate']} {g['value']:,} > {g['limit']:,} {g.get('unit', '')}".rstrip() for g in export_failed),
+                f"{g['gate']} {g['value']:,} > {g['limit']:,} {g.get('unit', '')}".rstrip() for g in result.export_failed),
                 highlight=False)
-    if export_failed:
-        raise GateFailed(f"{len(export_failed)} export gate(s) failed ({', '.join(g['gate'] for g in export_failed)}); "
-                         f"artifacts and report written to {run_dir}")
+    if result.export_failed:
+        raise GateFailed(f"{len(result.export_failed)} export gate(s) failed "
+                         f"({', '.join(g['gate'] for g in result.export_failed)}); artifacts and report written to "
+                         f"{result.run_dir}")

@@ -81,8 +81,23 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
+def check_model_fits(input_shape: tuple, num_classes: int | None, dataset: Dataset, source: str, *,
+                     fix: str = "pass the dataset the model was trained on (--data)") -> None:
+    """Raise a UserError unless a model of this input shape (and class count) fits `dataset`.
+
+        check_model_fits((8, 8, 1), 10, load_dataset(DataSpec(dataset="digits")), "m.h5")
+    """
+    if tuple(input_shape) != tuple(dataset.input_shape):
+        raise UserError(f"model '{source}' takes inputs of shape {tuple(input_shape)} but {dataset.name} has "
+                        f"{tuple(dataset.input_shape)}; {fix}")
+    if num_classes is not None and int(num_classes) != dataset.num_classes:
+        raise UserError(f"model '{source}' outputs {num_classes} classes but {dataset.name} has "
+                        f"{dataset.num_classes}; {fix}")
+
+
 def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """Indices of at most `limit` samples, deterministic, keeping class balance roughly."""
+    """Sorted indices of a seeded random subset of at most `limit` samples (not stratified by class:
+    on the shuffled splits used here a random subset keeps the classes balanced to within a few samples)."""
     idx = np.arange(len(y))
     if limit is None or limit >= len(y):
         return idx
@@ -92,21 +107,13 @@ def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
 
 def load_dataset(spec, seed: int = 0) -> Dataset:
     """Load the dataset a recipe's `data:` section describes."""
-    name = spec.dataset
-    if name == "digits":
-        from tinyharden.data.digits import load_digits
-        ds = load_digits(spec, seed)
-    elif name == "synthetic":
-        from tinyharden.data.synthetic import load_synthetic
-        ds = load_synthetic(spec, seed)
-    elif name == "cifar10":
-        from tinyharden.data.cifar10 import load_cifar10
-        ds = load_cifar10(spec, seed)
-    elif name == "speech_commands":
-        from tinyharden.data.speech_commands import load_speech_commands
-        ds = load_speech_commands(spec, seed)
-    else:  # pragma: no cover - the recipe schema rejects other names
-        raise UserError(f"unknown dataset '{name}'")
+    from tinyharden.registry import DATASETS
+
+    if spec.fold is not None and not DATASETS.meta(spec.dataset).get("folds"):
+        # Ignoring data.fold would give every fold the same split: a silently wrong mean.
+        with_folds = ", ".join(n for n in DATASETS.names() if DATASETS.meta(n).get("folds"))
+        raise UserError(f"data.fold is set but {spec.dataset} has no k-fold split ({with_folds} do); remove data.fold")
+    ds = DATASETS.get(spec.dataset)(spec, seed)
     if spec.limit_train:
         keep = stratified_limit(ds.y_train, spec.limit_train, seed)
         ds.x_train, ds.y_train = ds.x_train[keep], ds.y_train[keep]

@@ -1,4 +1,4 @@
-"""In-graph FGSM/PGD for adversarial training (and the attack suite's compiled PGD).
+"""In-graph FGSM/PGD for adversarial training (the attack suite has its own PGD: attacks/pgd.py).
 
 Everything is TensorFlow ops, so the whole perturbation loop compiles into the training
 step's graph. Inputs stay in the valid range [lo, hi] and inside the L-inf ball.

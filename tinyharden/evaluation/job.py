@@ -65,20 +65,15 @@ def resolve_model(model: str | Path) -> ModelRef:
 
 def data_spec(ref: ModelRef, *, data: Optional[str], data_path: Optional[Path]):
     """The DataSpec of the evaluation: --data, else the model's recipe; --data-path replaces its folder."""
-    from typing import get_args
-
     from tinyharden.recipe import DataSpec
+    from tinyharden.registry import DATASETS
 
     if data is not None:
-        choices = get_args(DataSpec.model_fields["dataset"].annotation)
-        if data not in choices:
-            raise UserError(f"unknown dataset '{data}' for --data; choose from {', '.join(choices)}")
-        dspec = DataSpec(dataset=data)
+        dspec = DataSpec(dataset=DATASETS.check(data))
     elif ref.recipe is not None:
         dspec = ref.recipe.data.model_copy()
     else:
-        raise UserError(f"'{ref.path.name}' is a bare model file: pass --data DATASET (cifar10, speech_commands, "
-                        "digits, synthetic)")
+        raise UserError(f"'{ref.path.name}' is a bare model file: pass --data DATASET ({', '.join(DATASETS.names())})")
     if data_path is not None:
         if not Path(data_path).is_dir():
             raise UserError(f"--data-path '{data_path}' is not a folder; point it at the folder holding the dataset's files")
@@ -91,7 +86,7 @@ def data_spec(ref: ModelRef, *, data: Optional[str], data_path: Optional[Path]):
 
 def _target(ref: ModelRef, input_range: tuple[float, float], *, unsafe: bool):
     if ref.kind == "tflite":
-        from tinyharden.export.tflite_target import TFLiteTarget
+        from tinyharden.attacks.tflite_target import TFLiteTarget
 
         return TFLiteTarget(ref.path, input_range)
     from tinyharden.attacks.target import KerasTarget
@@ -104,7 +99,7 @@ def _model_range(ref: ModelRef, given: Optional[tuple[float, float]], data_range
     if given is not None:
         return given
     if ref.kind == "tflite":
-        from tinyharden.export.tflite_target import recorded_input_range
+        from tinyharden.attacks.tflite_target import recorded_input_range
 
         return recorded_input_range(ref.path) or data_range
     return data_range
@@ -124,7 +119,7 @@ def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Op
                  unsafe: bool = False, workspace: Path = Path("runs")) -> EvalOutcome:
     """Score `model` on `split` of its dataset and write the report and the confusion PNG."""
     from tinyharden.evaluation.data import check_split, evaluation_data
-    from tinyharden.parsing import parse_range
+    from tinyharden.cli.parsing import parse_range
 
     check_split(split)
     given = parse_range(input_range) if input_range else None

@@ -21,18 +21,20 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
+from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 from tinyharden.quantization import quantizers as tq
 
 # QKeras layer -> (Keras layer, {weight name: quantizer attribute}).
+def _weights(*names: str) -> dict[str, str]:
+    return {n: WEIGHT_QUANTIZERS[n] for n in names}
+
+
 _WEIGHT_LAYERS = {
-    "QConv1D": ("Conv1D", {"kernel": "kernel_quantizer_internal", "bias": "bias_quantizer_internal"}),
-    "QConv2D": ("Conv2D", {"kernel": "kernel_quantizer_internal", "bias": "bias_quantizer_internal"}),
-    "QDense": ("Dense", {"kernel": "kernel_quantizer_internal", "bias": "bias_quantizer_internal"}),
-    "QDepthwiseConv2D": ("DepthwiseConv2D", {"depthwise_kernel": "depthwise_quantizer_internal",
-                                             "bias": "bias_quantizer_internal"}),
-    "QSeparableConv2D": ("SeparableConv2D", {"depthwise_kernel": "depthwise_quantizer_internal",
-                                             "pointwise_kernel": "pointwise_quantizer_internal",
-                                             "bias": "bias_quantizer_internal"}),
+    "QConv1D": ("Conv1D", _weights("kernel", "bias")),
+    "QConv2D": ("Conv2D", _weights("kernel", "bias")),
+    "QDense": ("Dense", _weights("kernel", "bias")),
+    "QDepthwiseConv2D": ("DepthwiseConv2D", _weights("depthwise_kernel", "bias")),
+    "QSeparableConv2D": ("SeparableConv2D", _weights("depthwise_kernel", "pointwise_kernel", "bias")),
 }
 _SUPPORTED = sorted([*_WEIGHT_LAYERS, "QActivation", "QBatchNormalization (without quantizers)"])
 _BASE_LAYER_KWARGS = {"name", "trainable", "dtype", "input_shape", "batch_input_shape", "batch_size", "input_dim"}

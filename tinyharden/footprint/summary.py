@@ -26,11 +26,16 @@ SCHEMA = "tinyharden.footprint/1"
 FLOAT_BITS = 32
 ACTIVATION_BYTES = 1  # int8 activations, as in the exported model
 
-_QUANTIZER_ATTR = {
+# Weight name -> the QKeras layer attribute holding its quantizer: the one list every
+# module that walks weight quantizers reads (loading, incremental, export twin, STQ checks).
+WEIGHT_QUANTIZERS = {
     "kernel": "kernel_quantizer_internal",
     "depthwise_kernel": "depthwise_quantizer_internal",
     "pointwise_kernel": "pointwise_quantizer_internal",
     "bias": "bias_quantizer_internal",
+}
+_QUANTIZER_ATTR = {
+    **WEIGHT_QUANTIZERS,
     "gamma": "gamma_quantizer_internal",
     "beta": "beta_quantizer_internal",
     "moving_mean": "mean_quantizer_internal",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
+from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 from tinyharden.quantization import quantizers as tq
 
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -96,7 +97,7 @@ def adopt_quantizers(model) -> None:
     (QActivation) compute in float32 under mixed precision.
     """
     for layer in model.layers:
-        for attr in ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal"):
+        for attr in WEIGHT_QUANTIZERS.values():
             q = getattr(layer, attr, None)
             new = _ours(q)
             if new is None:

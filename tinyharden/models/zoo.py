@@ -1,23 +1,13 @@
 """The model zoo: name -> builder, with each model's natural input shape and classes."""
 from __future__ import annotations
 
-import difflib
-from typing import Any, Callable
+from typing import Any
 
 from tinyharden.errors import UserError
 from tinyharden.models.builder import QuantBuilder
-from tinyharden.models.dscnn import dscnn
-from tinyharden.models.resnet8 import resnet8
-from tinyharden.models.small import cnn, mlp
-from tinyharden.models.stq_cnn import stq_cnn
+from tinyharden.registry import MODELS
 
-ZOO: dict[str, tuple[Callable, tuple[int, ...], int]] = {
-    "resnet8": (resnet8, (32, 32, 3), 10),
-    "dscnn": (dscnn, (49, 10, 1), 12),
-    "stq_cnn": (stq_cnn, (32, 32, 3), 10),
-    "cnn": (cnn, (8, 8, 1), 10),
-    "mlp": (mlp, (8, 8, 1), 10),
-}
+# The model names, builders and natural shapes live in tinyharden/registry.py (MODELS).
 
 
 def build_model(name: str, input_shape=None, num_classes: int | None = None,
@@ -27,11 +17,10 @@ def build_model(name: str, input_shape=None, num_classes: int | None = None,
     The model outputs logits. Per-layer overrides in the spec that match no layer of the
     model are an error, since they are almost always a typo.
     """
-    if name not in ZOO:
-        close = difflib.get_close_matches(name, ZOO, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UserError(f"unknown model '{name}' (zoo: {', '.join(ZOO)}){hint}")
-    fn, default_shape, default_classes = ZOO[name]
+    if name not in MODELS:
+        raise UserError(f"unknown model '{name}' (zoo: {MODELS.choices()}){MODELS.hint(name)}")
+    fn, meta = MODELS.get(name), MODELS.meta(name)
+    default_shape, default_classes = meta["input_shape"], meta["classes"]
     builder = QuantBuilder(quantization, weight_decay=weight_decay)
     model = fn(builder, tuple(input_shape or default_shape), num_classes or default_classes, width=width)
     from tinyharden.quantization.presets import unused_layer_patterns

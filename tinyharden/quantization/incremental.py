@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyharden._tf import tf
+from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 
-_KERNEL_ATTRS = {"kernel_quantizer_internal": "kernel", "depthwise_quantizer_internal": "depthwise_kernel"}
+_KERNEL_ATTRS = {attr: weight for weight, attr in WEIGHT_QUANTIZERS.items() if weight != "bias"}
 
 
 def masked_layers(model):
@@ -81,7 +82,7 @@ def apply_stage(model, ratio: float, rng: np.random.Generator) -> dict[str, floa
 def quantized_share(model) -> float:
     """Share of all maskable weights currently quantized."""
     total = quant = 0
-    for layer, q, kernel in masked_layers(model):
+    for _layer, q, kernel in masked_layers(model):
         m = np.broadcast_to(q.incremental_mask.numpy(), kernel.shape)
         total += m.size
         quant += m.sum()

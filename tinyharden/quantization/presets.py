@@ -2,7 +2,7 @@
 
 A preset is three quantizer expressions (kernel, bias, activation) in QKeras' own string
 syntax, so a recipe can name any QKeras quantizer in a per-layer override. This module
-imports no TensorFlow: the recipe validator uses it.
+imports no TensorFlow.
 """
 from __future__ import annotations
 
@@ -16,25 +16,42 @@ class LayerQuantizers:
     bias: str | None = None
     activation: str | None = None
 
-    @property
-    def is_float(self) -> bool:
-        return self.kernel is None and self.bias is None and self.activation is None
-
 
 # Biases stay at 8 bits in every deep preset: they are few, and TFLite stores them as int32.
 _BIAS8 = "quantized_bits(8,3,1,alpha=1)"
 _RELU4 = "quantized_relu(4,2)"  # 4-bit ReLU on [0, 4): room for post-BN activations above 1
 
-PRESETS: dict[str, LayerQuantizers] = {
-    "float": LayerQuantizers(),
-    # STQ: stochastic ternary weights while training, plain ternary at inference.
-    "stq": LayerQuantizers("stochastic_ternary(alpha='auto')", _BIAS8, _RELU4),
-    "ternary": LayerQuantizers("ternary(alpha='auto')", _BIAS8, _RELU4),
-    "binary": LayerQuantizers("binary(alpha='auto')", _BIAS8, _RELU4),
-    "stochastic_binary": LayerQuantizers("stochastic_binary(alpha='auto')", _BIAS8, _RELU4),
-    "int8": LayerQuantizers("quantized_bits(8,0,1,alpha='auto')", "quantized_bits(8,3,1,alpha=1)", "quantized_relu(8,3)"),
-    "int4": LayerQuantizers("quantized_bits(4,0,1,alpha='auto')", _BIAS8, _RELU4),
-}
+# Each preset is registered by name in tinyharden/registry.py (PRESETS).
+FLOAT = LayerQuantizers()
+# STQ: stochastic ternary weights while training, plain ternary at inference.
+STQ = LayerQuantizers("stochastic_ternary(alpha='auto')", _BIAS8, _RELU4)
+TERNARY = LayerQuantizers("ternary(alpha='auto')", _BIAS8, _RELU4)
+BINARY = LayerQuantizers("binary(alpha='auto')", _BIAS8, _RELU4)
+STOCHASTIC_BINARY = LayerQuantizers("stochastic_binary(alpha='auto')", _BIAS8, _RELU4)
+INT8 = LayerQuantizers("quantized_bits(8,0,1,alpha='auto')", _BIAS8, "quantized_relu(8,3)")
+INT4 = LayerQuantizers("quantized_bits(4,0,1,alpha='auto')", _BIAS8, _RELU4)
+
+
+class _Presets:
+    """Read-only mapping view of the registry's presets: `PRESETS["stq"]`, `"stq" in PRESETS`."""
+
+    def __getitem__(self, name: str) -> LayerQuantizers:
+        from tinyharden.registry import PRESETS as registry
+
+        return registry.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        from tinyharden.registry import PRESETS as registry
+
+        return name in registry
+
+    def __iter__(self):
+        from tinyharden.registry import PRESETS as registry
+
+        return iter(registry.names())
+
+
+PRESETS = _Presets()
 
 
 def resolve(spec, layer_name: str) -> LayerQuantizers:
@@ -53,8 +70,6 @@ def resolve(spec, layer_name: str) -> LayerQuantizers:
     if entry is None:
         return base
     chosen = PRESETS[entry.preset] if entry.preset else base
-    if entry.preset and entry.preset not in PRESETS:  # pragma: no cover - validated earlier
-        raise KeyError(entry.preset)
     return LayerQuantizers(
         _pick(entry.kernel, chosen.kernel),
         _pick(entry.bias, chosen.bias),

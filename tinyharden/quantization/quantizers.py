@@ -21,6 +21,7 @@ from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before Q
 import qkeras  # noqa: E402
 from qkeras import quantizers as qk  # noqa: E402
 from qkeras.safe_eval import safe_eval  # noqa: E402
+from tinyharden.footprint.summary import WEIGHT_QUANTIZERS  # noqa: E402
 
 K = keras.backend
 
@@ -245,7 +246,7 @@ def is_stochastic(quantizer) -> bool:
     return isinstance(quantizer, (stochastic_ternary, stochastic_binary, qkeras.stochastic_ternary, qkeras.stochastic_binary))
 
 
-_WEIGHT_QUANTIZERS = ("kernel_quantizer_internal", "bias_quantizer_internal", "depthwise_quantizer_internal")
+_WEIGHT_QUANTIZERS = tuple(WEIGHT_QUANTIZERS.values())
 
 
 def all_layers(model):
@@ -259,14 +260,6 @@ def all_layers(model):
 def has_stochastic_quantizers(model) -> bool:
     """True if a weight quantizer of any layer, nested models included, samples while training."""
     return any(is_stochastic(getattr(layer, attr, None)) for layer in all_layers(model) for attr in _WEIGHT_QUANTIZERS)
-
-
-def bits_of(quantizer) -> int | None:
-    """Bits per value a quantizer stores, or None for float."""
-    if quantizer is None:
-        return None
-    bits = getattr(quantizer, "bits", None)
-    return int(bits) if bits is not None else None
 
 
 def custom_objects() -> dict:

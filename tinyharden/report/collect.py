@@ -10,8 +10,9 @@ A training folder (recipe.yaml) without metrics.json is unfinished, which is an 
 a folder that `attack` or `export` wrote for a bare model file has no metrics.json and
 reports what it has. A missing attack.json or export.json only leaves its cells empty.
 
-attack.json is read defensively (its module is young): any field this reader needs and
-does not find becomes a one-line error naming the run, the file and the field.
+Each file is first validated against its versioned model (tinyharden.artifacts): a
+field this reader needs and does not find, or another schema_version, is a one-line
+error naming the run, the file and the field.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from tinyharden.errors import UserError
+from tinyharden.formatting import fmt_eps
 from tinyharden.stats import wilson_interval
-from tinyharden.workspace import read_json
+from tinyharden.workspace import RunFolder, read_json
 
-METRICS, FOOTPRINT, EXPORT, ATTACK = "metrics.json", "footprint.json", "export.json", "attack.json"
+METRICS, FOOTPRINT, EXPORT, ATTACK = RunFolder.METRICS, RunFolder.FOOTPRINT, RunFolder.EXPORT, RunFolder.ATTACK
 ARTIFACTS = (METRICS, FOOTPRINT, EXPORT, ATTACK)
 DEFAULT_MAX_DROP = 1.0  # points; the export's own default when its record names no gate
 _HISTORY_KEYS = ("epoch", "loss", "ce", "train_acc", "val_loss", "val_acc")
@@ -84,16 +86,6 @@ def _attack_proportion(d: Any) -> dict[str, Any] | None:
 
 def same_eps(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-
-
-def fmt_eps(e: float | None) -> str:
-    """8/255 rather than 0.0313725: budgets are usually whole 255ths."""
-    if e is None:
-        return ""
-    k = e * 255
-    if e > 0 and abs(k - round(k)) < 1e-6:
-        return f"{round(k)}/255"
-    return f"{e:.4g}"
 
 
 def _scalar_params(params: Any) -> dict[str, Any]:
@@ -210,9 +202,21 @@ def _fix_for(file: str, path: Path) -> str:
             ATTACK: f"re-attack it (tinyharden attack {path})"}[file]
 
 
-def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
-    """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
-    path = Path(path)
+def _validate(path: Path, name: str, doc: Any) -> None:
+    """Check `doc` against its versioned artifact model (tinyharden.artifacts)."""
+    from tinyharden.artifacts import ArtifactError, validate_artifact
+
+    try:
+        validate_artifact(name.removesuffix(".json"), doc, file=name)
+    except ArtifactError as exc:
+        version = doc.get("schema_version") if isinstance(doc, dict) else None
+        seen = f" (schema_version {version})" if version is not None else ""
+        raise UserError(f"run '{path}': {exc}{seen}, a format this report does not read; "
+                        f"{_fix_for(name, path)}") from None
+
+
+def _read_docs(path: Path) -> tuple[dict[str, Any], dict[str, bool]]:
+    """The run's JSON artifacts by file name, each validated, and which files are present."""
     if not path.exists():
         raise UserError(f"run '{path}' not found; pass a run folder written by tinyharden train, attack or export")
     if not path.is_dir():
@@ -226,8 +230,29 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
                         "by tinyharden train, attack or export")
     docs = {name: read_json(path / name) for name in ARTIFACTS if present[name]}
     for name, doc in docs.items():
-        if not isinstance(doc, dict):
-            raise UserError(f"run '{path}': {name} is not a JSON object; {_fix_for(name, path)}")
+        _validate(path, name, doc)
+    return docs, present
+
+
+def _metrics_part(row: dict[str, Any], metrics: dict[str, Any]) -> list[dict]:
+    """Fill `row` from metrics.json; returns the per-epoch history for the plots."""
+    test = _need(metrics, "test", METRICS)
+    row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
+    row["clean"]["source"] = METRICS
+    ds = metrics.get("dataset")
+    row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
+    row["model"] = metrics.get("model")
+    row["quantization"] = metrics.get("quantization")
+    row["defense"] = metrics.get("defense")
+    row["parameters"] = metrics.get("parameters")
+    row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
+    return [{k: h.get(k) for k in _HISTORY_KEYS if k in h} for h in metrics.get("history") or [] if isinstance(h, dict)]
+
+
+def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
+    """One run folder as an Entry; every user-fixable problem is a one-line UserError."""
+    path = Path(path)
+    docs, present = _read_docs(path)
     current = METRICS
     try:
         metrics, footprint = docs.get(METRICS), docs.get(FOOTPRINT)
@@ -241,18 +266,7 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
         }
         history: list[dict] = []
         if metrics is not None:
-            test = _need(metrics, "test", METRICS)
-            row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
-            row["clean"]["source"] = METRICS
-            ds = metrics.get("dataset")
-            row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
-            row["model"] = metrics.get("model")
-            row["quantization"] = metrics.get("quantization")
-            row["defense"] = metrics.get("defense")
-            row["parameters"] = metrics.get("parameters")
-            row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
-            history = [{k: h.get(k) for k in _HISTORY_KEYS if k in h}
-                       for h in metrics.get("history") or [] if isinstance(h, dict)]
+            history = _metrics_part(row, metrics)
         current = FOOTPRINT
         if footprint is not None:
             totals = _need(footprint, "totals", FOOTPRINT)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinyharden.formatting import pct
+
 GATES = ("min_clean", "min_robust", "max_flash", "max_ram")
-
-
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
 
 
 def _value(row: dict[str, Any], gate: str) -> tuple[float | None, str]:
@@ -49,10 +47,10 @@ def check(rows: list[dict[str, Any]], bars: dict[str, float | None]) -> list[dic
             what = {"min_clean": "clean accuracy", "min_robust": "worst-case robust accuracy",
                     "max_flash": "flash", "max_ram": "RAM (arena)"}[gate]
             if value is None:
-                passed, msg = False, f"{row['id']}: {gate}: {why} (bar {_pct(bar) if is_min else f'{int(bar):,} B'})"
+                passed, msg = False, f"{row['id']}: {gate}: {why} (bar {pct(bar) if is_min else f'{int(bar):,} B'})"
             elif is_min:
                 passed = value >= bar
-                msg = f"{row['id']}: {gate}: {what} {_pct(value)} {'>=' if passed else 'is below'} bar {_pct(bar)}"
+                msg = f"{row['id']}: {gate}: {what} {pct(value)} {'>=' if passed else 'is below'} bar {pct(bar)}"
             else:
                 passed = value <= bar
                 msg = f"{row['id']}: {gate}: {what} {int(value):,} B {'<=' if passed else 'exceeds'} bar {int(bar):,} B"

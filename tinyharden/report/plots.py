@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinyharden.report.collect import Entry, fmt_eps
+from tinyharden.formatting import fmt_eps
+from tinyharden.report.collect import Entry
 from tinyharden.workspace import atomic_path
 
 PREFIX = "report_"

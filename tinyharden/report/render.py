@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyharden import __version__
-from tinyharden.report.collect import fmt_eps
+from tinyharden.formatting import fmt_eps, pct
 from tinyharden.workspace import to_json
 
 FORMATS = ("table", "md", "csv", "json", "html")
@@ -39,10 +39,6 @@ class Cell:
 
 
 # --------------------------------------------------------------------------- figures as text
-
-def pct(v: float | None, digits: int = 2) -> str:
-    return "" if v is None else f"{100 * v:.{digits}f}%"
-
 
 def ci_text(p: dict | None) -> str:
     ci = (p or {}).get("ci95")

@@ -176,7 +176,3 @@ def validate(doc: dict[str, Any]) -> Report:
         raise ValueError(f"report JSON does not match schema {SCHEMA_VERSION}: {where}: {first['msg']}"
                          + (f" (and {more} more)" if more else "")) from None
 
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the report, for consumers that validate without tinyharden."""
-    return Report.model_json_schema()

@@ -18,6 +18,7 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.data import Dataset
+from tinyharden.data.base import check_model_fits
 from tinyharden.errors import UserError
 from tinyharden.quantization import incremental
 from tinyharden.quantization import quantizers as tq
@@ -36,9 +37,7 @@ def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
 
     if recipe.model.path:
         model = logits_model(load_model(recipe.model.path))
-        if tuple(model.input_shape[1:]) != ds.input_shape:
-            raise UserError(f"model {recipe.model.path} takes inputs {model.input_shape[1:]}, "
-                            f"but {ds.name} gives {ds.input_shape}; pick a matching dataset or model")
+        check_model_fits(model.input_shape[1:], None, ds, recipe.model.path, fix="pick a matching dataset or model")
         return model
     shape = tuple(recipe.model.input_shape or ds.input_shape)
     if shape != ds.input_shape:
@@ -88,10 +87,8 @@ def load_teacher(source: str | None, ds: Dataset):
         raise UserError("train.distill.teacher is not set; name the teacher's model file or run folder "
                         "(tinyharden quantize --distill uses the float source model)")
     teacher = logits_model(load_model(source))
-    if tuple(teacher.input_shape[1:]) != tuple(ds.input_shape) or int(teacher.output_shape[-1]) != ds.num_classes:
-        raise UserError(f"train.distill.teacher {source} maps {tuple(teacher.input_shape[1:])} to {teacher.output_shape[-1]} "
-                        f"classes, but {ds.name} has inputs {tuple(ds.input_shape)} and {ds.num_classes} classes; "
-                        "distill from a model trained on the same data")
+    check_model_fits(teacher.input_shape[1:], teacher.output_shape[-1], ds, f"train.distill.teacher {source}",
+                     fix="distill from a model trained on the same data")
     teacher.trainable = False
     return teacher
 

@@ -1,4 +1,7 @@
-"""Parsers for command-line values shared by several commands (no TensorFlow)."""
+"""Parsers for command-line values shared by several commands (no TensorFlow).
+
+    parse_bytes("64K", "--max-flash")   # 65536
+"""
 from __future__ import annotations
 
 import re
@@ -48,3 +51,40 @@ def parse_range(text: str, flag: str = "--input-range") -> tuple[float, float]:
     if not hi > lo:
         raise UserError(f"{flag} {text}: LO must be below HI, e.g. 0,255")
     return lo, hi
+
+
+def parse_list(text: str | None) -> list[str] | None:
+    """"pgd, square" -> ["pgd", "square"]."""
+    if text is None:
+        return None
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def parse_numbers(text: str | None, flag: str) -> list[float] | None:
+    """"1/255,8/255" -> [0.0039..., 0.0313...]."""
+    from tinyharden.recipe import parse_number
+
+    if text is None:
+        return None
+    try:
+        return [float(parse_number(v)) for v in parse_list(text) or []]
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+
+
+def parse_params(items) -> dict[str, dict]:
+    """["pgd.steps=40", "square.max_iter=5000"] -> {"pgd": {"steps": 40}, "square": {"max_iter": 5000}}."""
+    import yaml
+
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, field = key.strip().partition(".")
+        if not sep or not dot or not name or not field:
+            raise UserError(f"--param '{item}' must look like ATTACK.KEY=VALUE, e.g. pgd.steps=40")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        params.setdefault(name, {})[field] = value
+    return params

@@ -1,4 +1,7 @@
-"""`quantize` end to end: float -> post-training quantized -> fine-tuned, measured at each step.
+"""The quantize job: float -> post-training quantized -> fine-tuned, measured at each step.
+
+    from tinyharden.jobs.quantize import QuantizeRequest, quantize
+    result = quantize(QuantizeRequest(model=Path("float.h5"), dataset="digits", preset="stq"), Path("runs"))
 
 Accuracy and footprint are measured on the same test split three times: the float model,
 its QKeras twin right after conversion (the post-training drop), and the twin after
@@ -15,22 +18,26 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
+from tinyharden.artifacts import SCHEMA_VERSION
 from tinyharden.data import Dataset
-from tinyharden.errors import UserError
-from tinyharden.quantization.convert import INPUT_SCALE, input_rescaling, quantize_model
+from tinyharden.data.base import check_model_fits
+from tinyharden.errors import Interrupted, UserError
+from tinyharden.models.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
+from tinyharden.registry import DATASETS, PRESETS
 from tinyharden.stats import wilson_interval
-from tinyharden.workspace import atomic_path, atomic_write_json
+from tinyharden.workspace import RunFolder, atomic_path, atomic_write_json
 
-SCHEMA_VERSION = 1
-QUANTIZE_FILE = "quantize.json"
-PTQ_FILE = "ptq_model.h5"
-TEACHER_FILE = "teacher.h5"
+QUANTIZE_FILE = RunFolder.QUANTIZE
+PTQ_FILE = RunFolder.PTQ_MODEL
+TEACHER_FILE = RunFolder.TEACHER
 
 # Fine-tuning starts from trained weights: a small lr keeps them, cosine settles them.
 FINETUNE_TRAIN = {"optimizer": "adam", "lr": 5e-4, "schedule": "cosine", "batch_size": 128}
@@ -94,7 +101,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     if distill and not merged["train"].get("distill"):
         merged["train"]["distill"] = {}
     if not (merged.get("data") or {}).get("dataset"):
-        raise UserError("no dataset for the model; pass --data (cifar10, speech_commands, digits, synthetic) "
+        raise UserError(f"no dataset for the model; pass --data ({DATASETS.choices()}) "
                         "or a recipe with data.dataset")
     epochs_set = "epochs" in (file_data.get("train") or {}) or any(
         parse_override(o)[0] == ["train", "epochs"] for o in overrides)
@@ -111,7 +118,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     source = "quantize options" + (f" with {recipe_file}" if recipe_file else "") + (f" and {' '.join(overrides)}" if overrides else "")
     recipe = validate(merged, source=source)
     if recipe.quantization.preset == "float" and not recipe.quantization.layers:
-        raise UserError("no quantization chosen; pass --preset (stq, ternary, binary, stochastic_binary, int8, int4) "
+        raise UserError(f"no quantization chosen; pass --preset ({', '.join(p for p in PRESETS.names() if p != 'float')}) "
                         "or a --config with a preset")
     return recipe, finetune_epochs
 
@@ -135,14 +142,8 @@ def _save_model(model, path: Path) -> None:
 
 
 def check_fits(model, ds: Dataset, source: str) -> None:
-    want = tuple(model.input_shape[1:])
-    if want != tuple(ds.input_shape):
-        raise UserError(f"model '{source}' takes inputs {want} but {ds.name} gives {tuple(ds.input_shape)}; "
-                        "pick the dataset the model was trained on (--data)")
-    classes = int(model.output_shape[-1])
-    if classes != ds.num_classes:
-        raise UserError(f"model '{source}' outputs {classes} classes but {ds.name} has {ds.num_classes}; "
-                        "pick the dataset the model was trained on (--data)")
+    check_model_fits(model.input_shape[1:], model.output_shape[-1], ds, source,
+                     fix="pick the dataset the model was trained on (--data)")
 
 
 def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
@@ -266,3 +267,126 @@ def resume(run_dir: Path, *, on_progress: Callable | None = None,
     if on_start:
         on_start(run_dir)
     return finish_finetune(trainer, result)
+
+
+# --------------------------------------------------------------------------- the job
+
+class QuantizeRequest(BaseModel):
+    """A float model and how to quantize and fine-tune it (see `build_recipe` for the layering)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path
+    overrides: list[str] = Field(default_factory=list, description="dotted recipe overrides, e.g. train.lr=1e-3")
+    preset: Optional[str] = None
+    config: Optional[Path] = Field(None, description="YAML quantization section")
+    ends: Optional[str] = Field(None, description="preset of the first and last quantizable layers")
+    finetune_epochs: Optional[int] = Field(None, ge=0)
+    distill: bool = False
+    recipe: Optional[Path] = None
+    dataset: Optional[str] = None
+    data_path: Optional[Path] = None
+    input_range: Optional[tuple[float, float]] = None
+    name: Optional[str] = None
+    unsafe: bool = False
+
+
+@dataclass
+class QuantizeResult:
+    record: dict[str, Any]  # quantize.json
+    run_dir: Path
+
+
+def check_preset(name: Optional[str], what: str) -> None:
+    if name is not None and name not in PRESETS:
+        raise UserError(f"{what} '{name}' is not a preset; choose from {PRESETS.choices()}{PRESETS.hint(name)}")
+
+
+def _data_section(request: QuantizeRequest) -> dict:
+    if request.dataset is not None and request.dataset not in DATASETS:
+        raise UserError(f"unknown dataset '{request.dataset}'; --data takes one of {DATASETS.choices()}"
+                        f"{DATASETS.hint(request.dataset)}")
+    section: dict[str, Any] = {"dataset": request.dataset} if request.dataset else {}
+    if request.data_path is not None:
+        section["path"] = str(request.data_path)
+    return section
+
+
+def _quant_section(request: QuantizeRequest, float_model) -> dict:
+    """--config, then --ends for the first and last quantizable layers, then --preset."""
+    from tinyharden.models.loading import logits_model
+    from tinyharden.models.convert import weighted_layer_names
+
+    quant = read_quant_config(request.config) if request.config is not None else {}
+    if request.ends is not None:
+        names = weighted_layer_names(logits_model(float_model))
+        ends = {n: {"preset": request.ends} for n in dict.fromkeys([names[0], names[-1]])} if names else {}
+        quant = {**quant, "layers": {**ends, **(quant.get("layers") or {})}}
+    if request.preset is not None:
+        quant = {**quant, "preset": request.preset}
+    return quant
+
+
+def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Callable | None = None,
+                 on_start: Callable[[Path], None] | None = None, warn: Callable[[str], None] | None = None
+                 ) -> QuantizeResult:
+    """Quantize `request.model` into a new run folder; cheap checks run before TensorFlow loads."""
+    check_preset(request.preset, "--preset")
+    check_preset(request.ends, "--ends")
+    data_section = _data_section(request)
+    for what, path in (("--config", request.config), ("--recipe", request.recipe)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{what} file '{path}' not found; pass the path of a YAML file")
+    source = RunFolder(request.model)
+    is_run = source.is_run()
+    if not is_run and not data_section.get("dataset") and request.recipe is None:
+        raise UserError(f"'{request.model}' is a bare model file: pass --data ({DATASETS.choices()}) "
+                        "or a --recipe with a data: section")
+    from tinyharden.data import load_dataset
+    from tinyharden.models.loading import load_model, logits_model
+    from tinyharden.models.convert import check_supported
+
+    inherited = None
+    if is_run:
+        if not source.model_file.is_file():
+            raise UserError(f"run folder '{request.model}' has no {RunFolder.MODEL}; finish training it first "
+                            f"(tinyharden train --resume {request.model})")
+        inherited = source.recipe()
+        if data_section.get("dataset") and warn:
+            warn(f"--data is ignored for run folder '{request.model}': its recipe names the dataset "
+                 f"({inherited.data.dataset})")
+        data_section = {}
+    float_model = load_model(request.model, unsafe=request.unsafe)
+    check_supported(logits_model(float_model))  # before any data is loaded: the cheap failure first
+    parsed, epochs = build_recipe(
+        name=request.name or "quantize", data=data_section, quantization=_quant_section(request, float_model),
+        inherited=inherited, recipe_file=request.recipe, overrides=request.overrides,
+        finetune_epochs=request.finetune_epochs, distill=request.distill)
+    if request.name is None:
+        stem = request.model.name if is_run else request.model.stem
+        parsed.name = f"quantize-{stem}-{parsed.quantization.preset}"
+    ds = load_dataset(parsed.data, parsed.seed)
+    started: list[Path] = []
+
+    def start(run_dir: Path) -> None:
+        started.append(run_dir)
+        if on_start:
+            on_start(run_dir)
+
+    try:
+        record = quantize(float_model, parsed, ds, workspace, source=str(request.model), finetune_epochs=epochs,
+                          model_range=request.input_range, on_progress=on_progress, on_start=start)
+    except KeyboardInterrupt:
+        if not started or not epochs:
+            raise
+        raise Interrupted(f"interrupted while fine-tuning; resume with: tinyharden quantize --resume {started[0]}") from None
+    return QuantizeResult(record=record, run_dir=started[0])
+
+
+def resume_job(run_dir: Path, *, on_progress: Callable | None = None,
+               on_start: Callable[[Path], None] | None = None) -> QuantizeResult:
+    try:
+        record = resume(run_dir, on_progress=on_progress, on_start=on_start)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while fine-tuning; resume with: tinyharden quantize --resume {run_dir}") from None
+    return QuantizeResult(record=record, run_dir=Path(run_dir))

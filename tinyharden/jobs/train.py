@@ -1,0 +1,48 @@
+"""The train job: a recipe into a new run folder, or `--resume` of an unfinished one.
+
+    from tinyharden.jobs.train import train
+    result = train(load_recipe("recipes/quickstart.yaml"), Path("runs"))
+    result.metrics["test"]["accuracy"]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tinyharden.errors import Interrupted
+from tinyharden.recipe import Recipe
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any]  # metrics.json
+    dataset: Any  # the loaded Dataset, reused by `run`'s later stages
+
+
+def _fit(trainer, on_start: Callable[[Path], None] | None) -> TrainResult:
+    if on_start:
+        on_start(trainer.run_dir)
+    try:
+        metrics = trainer.fit()
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after epoch {int(trainer.epoch.numpy())}; resume the training with: "
+                          f"tinyharden train --resume {trainer.run_dir}") from None
+    return TrainResult(run_dir=trainer.run_dir, metrics=metrics, dataset=trainer.ds)
+
+
+def train(recipe: Recipe, workspace: Path, *, on_progress: Callable | None = None,
+          on_start: Callable[[Path], None] | None = None) -> TrainResult:
+    """Train `recipe` into a new run folder under `workspace`."""
+    from tinyharden.training import run
+
+    return _fit(run.start(recipe, workspace, on_progress=on_progress), on_start)
+
+
+def resume(run_dir: Path, *, on_progress: Callable | None = None,
+           on_start: Callable[[Path], None] | None = None) -> TrainResult:
+    """Continue the training in `run_dir` from its last checkpoint."""
+    from tinyharden.training import run
+
+    return _fit(run.resume(run_dir, on_progress=on_progress), on_start)
