@@ -28,9 +28,11 @@ def evaluate(
 
     Example: tinyharden evaluate runs/speech-stq-jr --data-path /data/speech_commands_test --split all
     """
+    from tinyharden.cli.parsing import parse_range
     from tinyharden.evaluation.job import run_evaluate
 
-    outcome = run_evaluate(model, data=data, data_path=data_path, split=split, input_range=input_range,
+    rng = parse_range(input_range) if input_range else None
+    outcome = run_evaluate(model, data=data, data_path=data_path, split=split, input_range=rng,
                            unsafe=unsafe, workspace=state.workspace)
     if json_out:
         from tinyharden.workspace import to_json

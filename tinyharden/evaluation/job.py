@@ -115,14 +115,13 @@ def _output_dir(ref: ModelRef, workspace: Path) -> Path:
 
 
 def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Optional[Path] = None,
-                 split: str = "test", input_range: Optional[str] = None, batch_size: int = 256,
+                 split: str = "test", input_range: Optional[tuple[float, float]] = None, batch_size: int = 256,
                  unsafe: bool = False, workspace: Path = Path("runs")) -> EvalOutcome:
     """Score `model` on `split` of its dataset and write the report and the confusion PNG."""
     from tinyharden.evaluation.data import check_split, evaluation_data
-    from tinyharden.cli.parsing import parse_range
 
     check_split(split)
-    given = parse_range(input_range) if input_range else None
+    given = input_range
     ref = resolve_model(model)
     dspec = data_spec(ref, data=data, data_path=data_path)
     seed = ref.recipe.seed if ref.recipe is not None else 0
