@@ -46,6 +46,7 @@ class DataSpec(_Section):
     limit_train: int | None = Field(None, gt=0, le=10_000_000)
     limit_test: int | None = Field(None, gt=0, le=10_000_000)
     # speech_commands and digits
+    test_path: str | None = Field(None, description="speech_commands: a second folder whose clips are the whole test split")
     fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
     folds: int = Field(5, ge=2, le=100)
     space: Literal["features", "waveform"] = "features"

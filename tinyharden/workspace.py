@@ -326,9 +326,10 @@ def resolve_model(path: str | os.PathLike, *, what: str, tflite: bool = False,
     `tflite`: a .tflite file is accepted (black-box attacks); `saved_model`: a folder
     without recipe.yaml is taken as a TensorFlow SavedModel.
     """
+    from tinyharden import pretrained
     from tinyharden.errors import UserError
 
-    path = Path(path)
+    path = pretrained.resolve(path)  # a shipped model's name is its folder
     kinds = "a .h5/.keras model file" + (" or a .tflite file" if tflite else "")
     if not path.exists():
         raise UserError(f"'{path}' not found; pass a run folder, {kinds}")

@@ -132,3 +132,15 @@ class TFLiteTarget:
 
     def __repr__(self) -> str:
         return f"TFLiteTarget({str(self.path)!r}, input_range=({self.lo}, {self.hi}), engine={self.engine!r})"
+
+
+def recorded_input_range(path: Path) -> tuple[float, float] | None:
+    """The input range `tinyharden export` recorded in export.json beside a .tflite, if any."""
+    record = Path(path).parent / "export.json"
+    if not record.is_file():
+        return None
+    try:
+        rng = json.loads(record.read_text()).get("input_range")
+        return (float(rng[0]), float(rng[1])) if rng else None
+    except (ValueError, OSError, TypeError, IndexError):
+        return None

@@ -10,7 +10,9 @@ from tinyharden import __version__
 from tinyharden.cli.attack import attack
 from tinyharden.cli.common import state
 from tinyharden.cli.doctor import doctor
+from tinyharden.cli.evaluate import evaluate
 from tinyharden.cli.export import export
+from tinyharden.cli.pretrained import pretrained
 from tinyharden.cli.quantize import quantize
 from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
@@ -47,10 +49,12 @@ app.command()(train)
 app.command()(doctor)
 app.command()(export)
 app.command()(attack)
+app.command()(evaluate)
 app.command()(quantize)
 app.command()(report)
 app.command(name="run")(run_recipe)
 app.command()(sweep)
+app.command()(pretrained)
 
 
 def main() -> None:

@@ -27,13 +27,14 @@ Opt = typer.Option
 
 @handle_errors
 def attack(
-    model: Annotated[Path, typer.Argument(help="Run folder, Keras model file (.h5/.keras) or .tflite file.", show_default=False)],
+    model: Annotated[Path, typer.Argument(help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras) or .tflite file.", show_default=False)],
     suite: Annotated[Optional[str], choices_option("--suite", "-s", registry=ATTACKS, help="Comma-separated attacks: {choices}. Default: the recipe's attack.suite, else fgsm,pgd.")] = None,
     eps: Annotated[Optional[str], Opt("--eps", help="Budget(s) in [0,1] data units; fractions and lists for a sweep: 8/255 or 1/255,2/255,4/255,8/255.")] = None,
     n: Annotated[Optional[int], Opt("-n", "--n", help="Attack the first N test samples (default: recipe attack.n, else 1000).")] = None,
     norm: Annotated[Optional[str], Opt("--norm", help="linf or l2 (default: recipe attack.norm, else linf).")] = None,
     data: Annotated[Optional[str], choices_option("--data", registry=DATASETS, help="Dataset for a bare model file: {choices}.")] = None,
     data_path: Annotated[Optional[Path], Opt("--data-path", help="Folder holding the dataset (default: $TINYHARDEN_DATA or ../shared/data).")] = None,
+    split: Annotated[str, Opt("--split", help="'test' (the held-out split) or 'all' (every sample of the folder).")] = "test",
     input_range: Annotated[Optional[str], Opt("--input-range", help="The model's input range LO,HI when not the data's, e.g. 0,255 for raw pixels.")] = None,
     recipe: Annotated[Optional[Path], Opt("--recipe", help="Recipe whose attack: section (and, for a bare model, data:) to use.")] = None,
     param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Attack budget, repeatable: -p pgd.steps=40 -p square.max_iter=5000.")] = None,
@@ -62,9 +63,9 @@ def attack(
 
     # Everything cheap is checked before TensorFlow is imported.
     fields: dict[str, Any] = dict(
-        model=model, suite=parse_list(suite), eps=parse_numbers(eps, "--eps"), n=_positive(n, "-n"),
+        model=model, suite=parse_list(suite), eps=parse_numbers(_units(eps, space), "--eps"), n=_positive(n, "-n"),
         norm=_choice(norm, "--norm", ("linf", "l2")), eot=_positive(eot, "--eot"), params=parse_params(param or ()),
-        dataset=data, data_path=data_path, input_range=parse_range(input_range) if input_range else None,
+        dataset=data, data_path=data_path, split=_choice(split, "--split", ("test", "all")), input_range=parse_range(input_range) if input_range else None,
         recipe=recipe, source=source, space=_choice(space, "--space", ("features", "waveform")), seed=seed,
         policy=_choice(policy, "--policy", ("clip", "reject")), batch_size=batch_size,
         fail_under=parse_fraction(fail_under, "--fail-under"), save_examples=save_examples, checks=checks,
@@ -142,3 +143,10 @@ class AttackProgress:
         if self._p is not None:
             self._p.__exit__(*exc)
         return False
+
+
+def _units(eps: Optional[str], space: Optional[str]) -> Optional[str]:
+    """--eps with int8 steps (0.5step) or dB re. the clip's peak (-40dB) in [0,1] data units."""
+    from tinyharden.attacks.budgets import to_data_units
+
+    return None if eps is None else to_data_units(eps, space=space or "features")

@@ -48,6 +48,8 @@ def export(
     calib: Annotated[Optional[int], Opt("--calib", min=1, help="Training inputs that calibrate the int8 ranges. Default: export.calib, else 500.")] = None,
     data: Annotated[Optional[str], choices_option("--data", registry=DATASETS, help="Dataset of a bare model file ({choices}); a run folder uses its recipe's.")] = None,
     input_range: Annotated[Optional[str], Opt("--input-range", help="LO,HI the model's inputs span for data in [0,1], e.g. 0,255 for raw pixels. Default: the dataset's range.")] = None,
+    data_path: Annotated[Optional[Path], Opt("--data-path", help="Folder holding the dataset (replaces the recipe's data.path).")] = None,
+    split: Annotated[str, Opt("--split", help="Parity check on 'test' (the held-out split) or 'all' (every sample of the folder).")] = "test",
     limit: Annotated[Optional[int], Opt("--limit", "-n", min=1, help="Test samples for the parity check (TFLM runs one at a time). Default: the whole test split.")] = None,
     max_drop: Annotated[Optional[float], Opt("--max-drop", min=0.0, help="Largest accuracy drop in points, Keras -> int8. Default: export.max_drop, else 1.")] = None,
     allow_drop: Annotated[bool, Opt("--allow-drop", help="Report a larger accuracy drop without failing.")] = False,
@@ -72,8 +74,11 @@ def export(
     from tinyharden.jobs.export import export as export_job
     from tinyharden.workspace import RunFolder
 
+    from tinyharden.evaluation.data import check_split
+
+    check_split(split)
     request = ExportRequest(target=target, formats=_parse_formats(formats) if formats is not None else None,
-                            calib=calib, dataset=data, input_range=parse_range(input_range) if input_range else None,
+                            calib=calib, dataset=data, data_path=data_path, split=split, input_range=parse_range(input_range) if input_range else None,
                             limit=limit, max_drop=max_drop, allow_drop=allow_drop, max_flash=max_flash,
                             max_ram=max_ram, name=name, unsafe=unsafe)
     if data is not None and RunFolder(target).is_run():

@@ -74,7 +74,9 @@ def report(
     """
     from tinyharden.jobs.report import ReportRequest
     from tinyharden.jobs.report import report as report_job
+    from tinyharden import pretrained
 
+    runs = [pretrained.resolve(r) for r in runs]  # shipped model names (tinyharden pretrained)
     fmt = fmt.lower()
     if fmt not in _FORMATS:
         raise UserError(f"--format must be one of {', '.join(_FORMATS)}, got '{fmt}'")

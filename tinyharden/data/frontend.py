@@ -44,15 +44,11 @@ FEATURE_RANGE = ((-128 - INPUT_ZERO_POINT) * INPUT_SCALE, (127 - INPUT_ZERO_POIN
 FRONTEND_VERSION = "mlperf-tiny-kws-mfcc-1"
 
 
-def mfcc(waveform, *, clip: bool = True):
-    """MLPerf Tiny KWS MFCCs of a batch of clips, as a differentiable tf.Tensor.
+def log_mel(waveform):
+    """MLPerf Tiny KWS log-mel spectrogram of a batch of clips: [N, 49, 40] float32 tf.Tensor.
 
-    waveform: float32 tf.Tensor or array, shape [N, samples] or [N, samples, 1], 16 kHz,
-        samples in [-1, 1] (any scale works: each clip is peak-normalized first). Longer
-        clips are trimmed and shorter ones zero-padded to 16000 samples, as MLPerf does.
-    clip: clip to FEATURE_RANGE, as the dataset's features are (the gradient is zero
-        outside it, like the int8 model's view of the input).
-    Returns [N, 49, 10, 1] float32, the dataset's feature units.
+    The stage before the DCT of `mfcc` (peak normalization, 30 ms / 20 ms Hann STFT,
+    40 mel bins 20-4000 Hz, log(mel + 1e-6)); differentiable; takes what `mfcc` takes.
     """
     from tinyharden._tf import tf
 
@@ -78,8 +74,22 @@ def mfcc(waveform, *, clip: bool = True):
     spectrogram = tf.abs(stft)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         NUM_MEL_BINS, FFT_LENGTH // 2 + 1, SAMPLE_RATE, MEL_LOW_HZ, MEL_HIGH_HZ)
-    log_mel = tf.math.log(tf.tensordot(spectrogram, mel_matrix, 1) + LOG_OFFSET)
-    coeffs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., :NUM_COEFFICIENTS]
+    return tf.math.log(tf.tensordot(spectrogram, mel_matrix, 1) + LOG_OFFSET)
+
+
+def mfcc(waveform, *, clip: bool = True):
+    """MLPerf Tiny KWS MFCCs of a batch of clips, as a differentiable tf.Tensor.
+
+    waveform: float32 tf.Tensor or array, shape [N, samples] or [N, samples, 1], 16 kHz,
+        samples in [-1, 1] (any scale works: each clip is peak-normalized first). Longer
+        clips are trimmed and shorter ones zero-padded to 16000 samples, as MLPerf does.
+    clip: clip to FEATURE_RANGE, as the dataset's features are (the gradient is zero
+        outside it, like the int8 model's view of the input).
+    Returns [N, 49, 10, 1] float32, the dataset's feature units.
+    """
+    from tinyharden._tf import tf
+
+    coeffs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel(waveform))[..., :NUM_COEFFICIENTS]
     if clip:
         coeffs = tf.clip_by_value(coeffs, *FEATURE_RANGE)
     return coeffs[..., None]

@@ -4,20 +4,23 @@ Labels: 0 down, 1 go, 2 left, 3 no, 4 off, 5 on, 6 right, 7 stop, 8 up, 9 yes,
 10 _silence_, 11 _unknown_ (every other word).
 
 Sources, in the data folder (data.path, else $TINYHARDEN_DATA/speech_commands or
-../shared/data/speech_commands):
-1. npz layout: every `speech_commands*.npz` holding `x` (N, samples) int16 at 16 kHz,
+../shared/data/speech_commands), all read together:
+1. npz files: every `speech_commands*.npz` holding `x` (N, samples) int16 at 16 kHz,
    `y` (N,) labels in the order above and `filenames` `<word>/<speaker>_nohash_<n>.wav`;
    background noise from `*background_noise*.npz` (1-D int16 recordings);
-2. the archive's wav layout: `<word>/<speaker>_nohash_<n>.wav` (16 kHz mono),
-   `_background_noise_/*.wav`; `_silence_/` and `_unknown_/` folders are honoured.
-Clips are padded/trimmed to 1 s, de-duplicated by filename and sorted by it, so both
-layouts give the same dataset. `_silence_` clips are cut from the background noise:
-non-overlapping 1 s windows, as many as SILENCE_FRACTION of the other clips.
+2. the archive's layout: `<word>/<speaker>_nohash_<n>.wav` or `.flac` (16 kHz mono, read
+   by soundfile), `_background_noise_/*.wav`; `_silence_/` and `_unknown_/` are honoured.
+Every clip is named `<word>/<stem>.wav` (the archive lists' names, whatever the container),
+padded/trimmed to 1 s, de-duplicated by that name and sorted by it. `_silence_` clips are
+cut from the folder's background noise (none without it): non-overlapping 1 s windows, as
+many as SILENCE_FRACTION of the other clips.
 
-Splits are by speaker (the hash before `_nohash_`), never sharing one: with data.fold
-unset, TEST_FRACTION of the clips go to test; with data.fold = k, speaker fold k of
-data.folds is the test split (k-fold cross-validation). data.val_fraction of the rest is
-validation. Both are deterministic given the seed.
+Splits never share a speaker (the hash before `_nohash_`). data.test_path: that folder's
+clips are the whole test split (its speakers are dropped from train and val). Else, with
+data.fold unset, the archive's `validation_list.txt` / `testing_list.txt` when the folder
+has them, otherwise TEST_FRACTION of the clips by speaker go to test; with data.fold = k,
+speaker fold k of data.folds is the test split (k-fold cross-validation). data.val_fraction
+of the rest is validation. All deterministic given the seed.
 
 data.space = "features": x is [N, 49, 10, 1] float32 MFCCs (frontend.mfcc), clipped to
 frontend.FEATURE_RANGE, kind "audio_features". data.space = "waveform": x is [N, 16000]
@@ -39,18 +42,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from tinyharden.data import audio_files as af
 from tinyharden.data import frontend
 from tinyharden.data.base import Dataset, find_data_dir
+from tinyharden.data.speech_splits import TEST_FRACTION, official_splits, speaker_splits
 from tinyharden.errors import UserError
-from tinyharden.data.validate import NPZ_ERRORS
+
+__all__ = ["LABELS", "TEST_FRACTION", "augment_waveforms", "load_background_noise", "load_clips",
+           "load_speech_commands", "speaker_of", "speaker_splits", "split_pool", "train_waveforms"]
 
 LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_"]
 KEYWORDS = LABELS[:10]
 SILENCE, UNKNOWN = 10, 11
-NOISE_DIR = "_background_noise_"
+NOISE_DIR = af.NOISE_DIR
 SAMPLE_RATE = frontend.SAMPLE_RATE
 CLIP_SAMPLES = frontend.CLIP_SAMPLES
-TEST_FRACTION = 0.1  # share of clips in the test split when data.fold is unset (as the archive's own split)
 SILENCE_FRACTION = 0.1  # _silence_ clips added per other clip (the Speech Commands training default)
 _NOISE_GROUP_SECONDS = 10  # silence windows of one recording this close share a split
 _SPEAKER = re.compile(r"([^/_]+)_nohash_")
@@ -82,99 +88,13 @@ def _fit(x: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- reading
 
-def _read_wav(path: Path) -> np.ndarray:
-    """A wav file as 1-D int16 at 16 kHz (first channel)."""
-    from scipy.io import wavfile
-
-    try:
-        rate, data = wavfile.read(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read '{path}' as a wav file ({exc}); use 16 kHz 16-bit PCM wavs") from None
-    if rate != SAMPLE_RATE:
-        raise UserError(f"'{path}' is sampled at {rate} Hz; resample it to {SAMPLE_RATE} Hz mono")
-    if data.ndim > 1:
-        data = data[:, 0]
-    if data.dtype == np.int16:
-        return data
-    if data.dtype == np.int32:
-        return (data >> 16).astype(np.int16)
-    if data.dtype == np.uint8:
-        return ((data.astype(np.int16) - 128) << 8).astype(np.int16)
-    if data.dtype.kind == "f":
-        return np.round(np.clip(data, -1.0, 32767 / 32768) * 32768).astype(np.int16)
-    raise UserError(f"'{path}' holds {data.dtype} samples; use 16 kHz 16-bit PCM wavs")
-
-
-def _npz_member(z, path: Path, key: str) -> np.ndarray:
-    try:
-        return z[key]
-    except NPZ_ERRORS as exc:
-        raise UserError(f"cannot read '{key}' from '{path}' ({exc}); restore the file from ../shared/data/speech_commands") from None
-
-
-def _clip_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("speech_commands*.npz") if "background_noise" not in p.name)
-
-
-def _noise_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*background_noise*.npz")) + sorted((folder / NOISE_DIR).glob("*.wav"))
-
-
-def _wav_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*/*.wav") if p.parent.name != NOISE_DIR)
-
-
-def _open_npz(path: Path):
-    if path.stat().st_size == 0:
-        raise UserError(f"'{path}' is empty (0 bytes); restore it from ../shared/data/speech_commands")
-    try:
-        return np.load(path, allow_pickle=False)
-    except NPZ_ERRORS as exc:
-        raise UserError(f"'{path}' is not a readable npz file ({exc}); restore it from ../shared/data/speech_commands") from None
-
-
-def _read_npz_clips(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with _open_npz(path) as z:
-        missing = [k for k in ("x", "y", "filenames") if k not in z.files]
-        if missing:
-            raise UserError(
-                f"'{path}' lacks the {', '.join(missing)} member(s) of a speech_commands npz (has {', '.join(z.files) or 'none'}); "
-                "it needs x (N, 16000) int16, y (N,) labels 0..11 and filenames <word>/<speaker>_nohash_<n>.wav")
-        if "class_names" in z.files:
-            names = [str(c) for c in _npz_member(z, path, "class_names")]
-            if names != LABELS:
-                raise UserError(f"'{path}' labels its classes {names}; relabel it to the order {LABELS}")
-        x, y, files = (_npz_member(z, path, k) for k in ("x", "y", "filenames"))
-    if x.ndim != 2 or x.dtype != np.int16 or len(x) != len(y) or len(y) != len(files):
-        raise UserError(f"'{path}': x is {x.dtype}{list(x.shape)} for {len(y)} labels and {len(files)} filenames; "
-                        "it needs x (N, samples) int16 with one label and filename per row")
-    y = y.astype(np.int64)
-    if len(y) and (y.min() < 0 or y.max() >= len(LABELS)):
-        raise UserError(f"'{path}' has labels outside 0..{len(LABELS) - 1}; relabel it to the 12-class order {LABELS}")
-    return _fit(x), y, files.astype(str)
-
-
 def load_background_noise(path: str | None = None) -> dict[str, np.ndarray]:
     """The background-noise recordings of the data folder: name -> 1-D float32 in [-1, 1] (int16 / 32768).
 
-    Empty when the folder has none. Read from `*background_noise*.npz` and `_background_noise_/*.wav`.
+    Empty when the folder has none. Read from `*background_noise*.npz` and `_background_noise_/*.wav|.flac`.
     """
     folder = _data_folder(path)
-    return {k: v.astype(np.float32) / 32768.0 for k, v in _read_noise(folder).items()}
-
-
-def _read_noise(folder: Path) -> dict[str, np.ndarray]:
-    noise: dict[str, np.ndarray] = {}
-    for p in _noise_files(folder):
-        if p.suffix == ".wav":
-            noise.setdefault(p.stem, _read_wav(p))
-            continue
-        with _open_npz(p) as z:
-            for k in z.files:
-                a = _npz_member(z, p, k)
-                if a.ndim == 1 and a.dtype == np.int16:
-                    noise.setdefault(k, a)
-    return noise
+    return {k: v.astype(np.float32) / 32768.0 for k, v in af.read_noise(folder).items()}
 
 
 def _silence_clips(noise: Mapping[str, np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -192,35 +112,33 @@ def _silence_clips(noise: Mapping[str, np.ndarray], count: int) -> tuple[np.ndar
     return x, np.full(len(chosen), SILENCE, np.int64), files, groups
 
 
-def _source(folder: Path) -> str:
-    if _clip_files(folder):
-        return "npz"
-    if _wav_files(folder):
-        return "wav"
-    raise UserError(
-        f"no Speech Commands clips in '{folder}'; expected speech_commands*.npz files (x, y, filenames) "
-        "or the archive's <word>/<speaker>_nohash_<n>.wav folders")
+def _read_sources(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every clip of every source (npz files, then .wav/.flac folders), 1 s each, unsorted."""
+    npz, audio = af.npz_clip_files(folder), af.audio_clip_files(folder)
+    if not npz and not audio:
+        raise UserError(
+            f"no Speech Commands clips in '{folder}'; expected speech_commands*.npz files (x, y, filenames) "
+            "or the archive's <word>/<speaker>_nohash_<n>.wav (or .flac) folders")
+    parts = [af.read_npz_clips(p, LABELS) for p in npz]
+    xs, ys, names = [_fit(p[0]) for p in parts], [p[1] for p in parts], [p[2] for p in parts]
+    if audio:
+        x = np.empty((len(audio), CLIP_SAMPLES), np.int16)  # filled in place: the full archive is ~3 GB
+        for i, p in enumerate(audio):
+            x[i] = _fit(af.read_audio(p))
+        xs.append(x)
+        ys.append(np.array([label_of_word(p.parent.name) for p in audio], np.int64))
+        names.append(np.array([af.canonical_name(f"{p.parent.name}/{p.name}") for p in audio], dtype=str))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(names).astype(str)
 
 
-def _read_pool(folder: Path, kind: str) -> dict[str, np.ndarray]:
-    """All clips of the folder plus generated _silence_ clips, sorted by filename."""
-    if kind == "npz":
-        parts = [_read_npz_clips(p) for p in _clip_files(folder)]
-        x = np.concatenate([p[0] for p in parts])
-        y = np.concatenate([p[1] for p in parts])
-        files = np.concatenate([p[2] for p in parts])
-    else:
-        paths = _wav_files(folder)
-        files = np.array([f"{p.parent.name}/{p.name}" for p in paths])
-        y = np.array([label_of_word(p.parent.name) for p in paths], np.int64)
-        x = np.empty((len(paths), CLIP_SAMPLES), np.int16)  # filled in place: the full archive is ~3 GB
-        for i, p in enumerate(paths):
-            x[i] = _fit(_read_wav(p))
-    files, first = np.unique(files, return_index=True)  # sorted; a clip found twice counts once
+def _read_pool(folder: Path) -> dict[str, np.ndarray]:
+    """All clips of the folder, one per name, plus generated _silence_ clips, sorted by name."""
+    x, y, files = _read_sources(folder)
+    files, first = np.unique(files, return_index=True)  # sorted; a clip found in two sources counts once
     x, y = x[first], y[first]
     groups = [speaker_of(f) for f in files]
     want = int(round(SILENCE_FRACTION * np.sum(y != SILENCE))) - int(np.sum(y == SILENCE))
-    sx, sy, sfiles, sgroups = _silence_clips(_read_noise(folder), want)
+    sx, sy, sfiles, sgroups = _silence_clips(af.read_noise(folder), want)
     files = np.concatenate([files, sfiles]).astype(str)
     order = np.argsort(files, kind="stable")
     return {"wav": np.concatenate([x, sx])[order], "y": np.concatenate([y, sy])[order],
@@ -229,10 +147,10 @@ def _read_pool(folder: Path, kind: str) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- cache
 
-def _cache_dir(folder: Path, kind: str) -> Path:
-    files = _clip_files(folder) + _noise_files(folder) if kind == "npz" else _wav_files(folder) + _noise_files(folder)
+def _cache_dir(folder: Path) -> Path:
+    files = af.npz_clip_files(folder) + af.audio_clip_files(folder) + af.noise_files(folder)
     stats = [(str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
-    key = repr((_CACHE_FORMAT, frontend.FRONTEND_VERSION, SILENCE_FRACTION, kind, str(folder.resolve()), stats))
+    key = repr((_CACHE_FORMAT, frontend.FRONTEND_VERSION, SILENCE_FRACTION, str(folder.resolve()), stats))
     root = Path(os.environ.get("TINYHARDEN_CACHE", Path.home() / ".cache" / "tinyharden"))
     return root / "speech_commands" / hashlib.sha1(key.encode()).hexdigest()[:16]
 
@@ -261,15 +179,14 @@ def load_clips(path: str | None = None, *, features: bool = False) -> dict[str, 
     """The whole pool, unsplit: `files`, `speakers` (str), `y` (int64) and either `wav`
     ([N, 16000] int16) or, with features=True, `features` ([N, 49, 10, 1] float32, clipped). Cached."""
     folder = _data_folder(path)
-    kind = _source(folder)
-    cache = _cache_dir(folder, kind)
+    cache = _cache_dir(folder)
     data_key = "features" if features else "wav"
     pool = _load(cache, ["files", "speakers", "y", data_key])
     if pool is not None:
         return pool
     pool = _load(cache, ["files", "speakers", "y", "wav"])
     if pool is None:
-        pool = _read_pool(folder, kind)
+        pool = _read_pool(folder)
         for name in ("files", "speakers", "y", "wav"):
             _save(cache, name, pool[name])
     if features:
@@ -286,50 +203,6 @@ def _data_folder(path: str | None) -> Path:
     if not folder.is_dir():
         raise UserError(f"'{folder}' is not a folder; point data.path at the folder holding the Speech Commands files")
     return folder
-
-
-# --------------------------------------------------------------------------- splits
-
-def _take(order: np.ndarray, counts: np.ndarray, target: float) -> int:
-    """How many speakers from the front of `order` bring the clip count closest to `target`."""
-    cum = np.concatenate([[0], np.cumsum(counts[order])])
-    return int(np.argmin(np.abs(cum - target)))
-
-
-def speaker_splits(speakers: Sequence[str], seed: int, val_fraction: float, *, fold: int | None = None,
-                   folds: int = 5, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) clip indices; no speaker is in two of them.
-
-    fold None: about `test_fraction` of the clips go to test. fold k in 0..folds-1: the
-    speakers are dealt into `folds` folds of about equal clip count (from the seed alone,
-    so every k of one seed partitions the speakers) and fold k is the test split. Then
-    about `val_fraction` of the remaining clips go to validation. Fractions are of clips,
-    met as closely as whole speakers allow.
-    """
-    uniq, inverse, counts = np.unique(np.asarray(speakers, dtype=str), return_inverse=True, return_counts=True)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(uniq))
-    if fold is None:
-        k = _take(order, counts, test_fraction * len(inverse))
-        test_spk, rest = order[:k], order[k:]
-    else:
-        if not 0 <= fold < folds:
-            raise UserError(f"data.fold is {fold} but data.folds is {folds}; pick a fold in 0..{folds - 1}")
-        if len(uniq) < folds:
-            raise UserError(f"only {len(uniq)} speakers for {folds} folds; lower data.folds")
-        # Largest speakers first, each to the lightest fold: folds end up near equal in clips.
-        fold_of, load = np.empty(len(uniq), np.int64), np.zeros(folds, np.int64)
-        for s in order[np.argsort(-counts[order], kind="stable")]:
-            fold_of[s] = int(np.argmin(load))
-            load[fold_of[s]] += counts[s]
-        test_spk, rest = order[fold_of[order] == fold], order[fold_of[order] != fold]
-    k = _take(rest, counts, val_fraction * counts[rest].sum())
-    val_spk, train_spk = rest[:k], rest[k:]
-
-    def idx(spk: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(np.isin(inverse, spk))
-
-    return idx(train_spk), idx(val_spk), idx(test_spk)
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -373,7 +246,48 @@ def augment_waveforms(wavs, rng: np.random.Generator | int | None = None, *, noi
 
 # --------------------------------------------------------------------------- dataset
 
-def _peak_normalize(wav: np.ndarray) -> np.ndarray:
+_FIELDS = ("y", "files", "speakers")
+
+
+def _test_path_parts(spec, seed: int, pool, test_pool, lists) -> dict[str, tuple[dict, np.ndarray]]:
+    """data.test_path: that folder is the test split; train/val come from data.path without
+    its speakers (and without the clips of the archive's testing list, if it has one)."""
+    speakers, files = np.asarray(pool["speakers"]), np.asarray(pool["files"])
+    keep = ~np.isin(speakers, np.unique(test_pool["speakers"]))
+    if lists:
+        keep &= ~np.isin(files, sorted(lists["test"]))
+    keep = np.flatnonzero(keep)
+    if lists:
+        tr, va, _ = official_splits(files[keep], speakers[keep], {"val": lists["val"], "test": set()}, seed,
+                                    spec.val_fraction)
+    else:
+        tr, va, _ = speaker_splits(speakers[keep], seed, spec.val_fraction, test_fraction=0.0)
+    return {"train": (pool, keep[tr]), "val": (pool, keep[va]), "test": (test_pool, np.arange(len(test_pool["y"])))}
+
+
+def split_pool(spec, seed: int, *, features: bool) -> dict[str, dict[str, np.ndarray]]:
+    """The clips of each split of a recipe's `data:` section:
+    {"train" | "val" | "test": {"features" or "wav", "y", "files", "speakers"}}.
+
+    data.test_path set: that folder's clips are the test split. Else, with data.fold unset
+    and the archive's validation_list.txt / testing_list.txt in data.path, the official
+    split. Else a speaker-disjoint random split or speaker fold data.fold.
+    """
+    key = "features" if features else "wav"
+    pool = load_clips(spec.path, features=features)
+    lists = None if spec.fold is not None else af.official_lists(_data_folder(spec.path))
+    if getattr(spec, "test_path", None):
+        parts = _test_path_parts(spec, seed, pool, load_clips(spec.test_path, features=features), lists)
+    else:
+        if lists:
+            tr, va, te = official_splits(pool["files"], pool["speakers"], lists, seed, spec.val_fraction)
+        else:
+            tr, va, te = speaker_splits(pool["speakers"], seed, spec.val_fraction, fold=spec.fold, folds=spec.folds)
+        parts = {"train": (pool, tr), "val": (pool, va), "test": (pool, te)}
+    return {name: {k: np.asarray(p[k][idx]) for k in (key, *_FIELDS)} for name, (p, idx) in parts.items()}
+
+
+def peak_normalize(wav: np.ndarray) -> np.ndarray:
     x = wav.astype(np.float32)
     peak = np.abs(x).max(axis=1, keepdims=True)
     return x / np.maximum(peak, 1.0)  # digital silence stays zeros
@@ -382,32 +296,30 @@ def _peak_normalize(wav: np.ndarray) -> np.ndarray:
 def train_waveforms(spec, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The train split's clips as float32 in [-1, 1], in the order of `load_speech_commands`'
     x_train, and the background-noise recordings: what audio augmentation needs."""
-    pool = load_clips(spec.path, features=False)
-    tr, _, _ = speaker_splits(pool["speakers"], seed, spec.val_fraction, fold=spec.fold, folds=spec.folds)
-    return pool["wav"][tr].astype(np.float32) / 32768.0, load_background_noise(spec.path)
+    train = split_pool(spec, seed, features=False)["train"]
+    return train["wav"].astype(np.float32) / 32768.0, load_background_noise(spec.path)
 
 
 def load_speech_commands(spec, seed: int) -> Dataset:
-    """The dataset of a recipe's `data:` section (path, val_fraction, fold, folds, space)."""
+    """The dataset of a recipe's `data:` section (path, test_path, val_fraction, fold, folds, space)."""
     waveform = spec.space == "waveform"
-    pool = load_clips(spec.path, features=not waveform)
-    tr, va, te = speaker_splits(pool["speakers"], seed, spec.val_fraction, fold=spec.fold, folds=spec.folds)
+    parts = split_pool(spec, seed, features=not waveform)
     if waveform:
-        x = _peak_normalize(pool["wav"])
+        xs = {k: peak_normalize(p["wav"]) for k, p in parts.items()}
         input_range, kind = (-1.0, 1.0), "audio_waveform"
     else:
-        x = pool["features"]
+        xs = {k: p["features"] for k, p in parts.items()}
         input_range, kind = (float(frontend.FEATURE_RANGE[0]), float(frontend.FEATURE_RANGE[1])), "audio_features"
-    y, spk, files = pool["y"], pool["speakers"], pool["files"]
     meta = {
         "space": spec.space, "sample_rate": SAMPLE_RATE, "fold": -1 if spec.fold is None else spec.fold,
-        "folds": spec.folds, "silence_clips": int(np.sum([f.startswith(NOISE_DIR) for f in files])),
-        "speakers_train": sorted(set(spk[tr])), "speakers_val": sorted(set(spk[va])), "speakers_test": sorted(set(spk[te])),
-        "files_test": files[te].tolist(),
+        "folds": spec.folds, "silence_clips": int(sum(np.char.find(p["files"], "@").__ge__(0).sum() for p in parts.values())),
+        **{f"speakers_{k}": sorted(set(p["speakers"].tolist())) for k, p in parts.items()},
+        "files_test": parts["test"]["files"].tolist(),
     }
     if waveform:
         meta["background_noise"] = load_background_noise(spec.path)
     else:  # the reference model's int8 input quantization, for export and int8 evaluation
         meta.update(input_scale=frontend.INPUT_SCALE, input_zero_point=frontend.INPUT_ZERO_POINT)
-    return Dataset("speech_commands", x[tr], y[tr], x[va], y[va], x[te], y[te], num_classes=len(LABELS),
-                   input_range=input_range, class_names=list(LABELS), kind=kind, meta=meta)
+    ys = {k: p["y"].astype(np.int64) for k, p in parts.items()}
+    return Dataset("speech_commands", xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"],
+                   num_classes=len(LABELS), input_range=input_range, class_names=list(LABELS), kind=kind, meta=meta)

@@ -40,6 +40,7 @@ class AttackRequest(BaseModel):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-attack budgets, beat the recipes'")
     dataset: Optional[str] = Field(None, description="dataset of a bare model file")
     data_path: Optional[Path] = None
+    split: Literal["test", "all"] = "test"
     input_range: Optional[tuple[float, float]] = Field(None, description="the model's input range, if not the data's")
     recipe: Optional[Path] = None
     source: Optional[Path] = Field(None, description="transfer source model")
@@ -94,13 +95,13 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
     # Before the attack runs: a folder that cannot take attack.json would waste all of it.
     check_writable(plan.run_dir or workspace, what="run folder" if plan.run_dir else "workspace")
 
-    ds = _load_data(plan)
+    ds = _load_data(plan, request.split)
     spec = plan.spec
     lo, hi = (float(v) for v in ds.input_range)
     x = ((ds.x_test[: spec.n] - lo) / (hi - lo)).astype("float32")
     y = ds.y_test[: spec.n].astype("int64")
     if len(x) == 0:
-        raise UserError(f"the {ds.name} test split is empty; check the dataset and its path")
+        raise UserError(f"the {ds.name} {request.split} split is empty; check the dataset and its path")
     target, target_info, src = _targets(plan, ds, request)
     config = SuiteConfig(suite=list(spec.suite), eps=list(spec.eps), norm=spec.norm, eot=spec.eot,
                          params={k: dict(v) for k, v in spec.params.items()}, seed=plan.seed, policy=request.policy,
@@ -110,6 +111,9 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
     folder = _output_folder(plan, request, workspace)
     report = _report(plan, request, ds, target_info, result, len(x), src is not None)
     report["examples"] = _save_examples(folder, ds, y, spec.n, result.examples, report) if request.save_examples else None
+    if ds.name == "speech_commands" and plan.space == "waveform":  # clips to listen to, spectrograms to look at
+        from tinyharden.attacks.listening import write_listening_examples
+        report["listening"] = write_listening_examples(folder.path, report, x, result.examples, class_names=ds.class_names)
     # For a bare model file `name` names its run folder; the history entry keeps a default name.
     record = folder.write_attack(report, name=request.name if plan.run_dir is not None else None)
     return AttackOutcome(report=report, run_dir=folder.path, robust_accuracy=result.robust_accuracy,
@@ -155,7 +159,7 @@ def _data_spec(request: AttackRequest, run_recipe: Recipe | None, user_recipe: R
         raise UserError(f"'{request.model.name}' is a bare model file: pass --data DATASET ({', '.join(DATASETS.names())}) "
                         "and, if its inputs are not in [0,1], --input-range LO,HI")
     if request.data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(request.data_path)})
+        dspec = dspec.model_copy(update={"path": str(request.data_path), "test_path": None})
     # Datasets with more than one input space (features or raw waveform) say so in the registry.
     spaces = DATASETS.meta(dspec.dataset).get("spaces")
     if request.space is not None and not spaces:
@@ -202,13 +206,15 @@ def _transfer_source(request: AttackRequest, spec: AttackSpec) -> Optional[Path]
 
 # --------------------------------------------------------------------------- running
 
-def _load_data(plan: _Plan):
+def _load_data(plan: _Plan, split: str = "test"):
+    """The dataset; with split "all" its test arrays are every sample of the folder."""
     from tinyharden.data import load_dataset
+    from tinyharden.evaluation.data import with_split
 
     dspec = plan.data_spec
     if plan.space == "waveform":
         dspec = dspec.model_copy(update={"space": "waveform"})
-    return load_dataset(dspec, plan.data_seed)
+    return with_split(load_dataset(dspec, plan.data_seed), dspec, seed=plan.data_seed, split=split)
 
 
 def _targets(plan: _Plan, ds, request: AttackRequest):
@@ -229,7 +235,9 @@ def _targets(plan: _Plan, ds, request: AttackRequest):
 
 
 def _output_folder(plan: _Plan, request: AttackRequest, workspace: Path) -> RunFolder:
-    if plan.run_dir is not None:
+    from tinyharden import pretrained
+
+    if plan.run_dir is not None and not pretrained.is_pretrained(plan.run_dir):  # shipped folders are read-only
         return RunFolder(plan.run_dir)
     return RunFolder.for_model_file(workspace, request.name or f"attack-{request.model.stem}", seed=plan.seed,
                                     named=request.name is not None)
@@ -246,12 +254,15 @@ def _report(plan: _Plan, request: AttackRequest, ds, target_info: dict, result, 
         "created": utc_now(),
         "name": request.name,
         "target": target_info,
-        "data": {"dataset": ds.name, "split": "test", "n": int(n), "first_n": True, "data_seed": plan.data_seed,
+        "data": {"dataset": ds.name, "split": request.split, "path": plan.data_spec.path, "n": int(n), "first_n": True, "data_seed": plan.data_seed,
                  "input_range": [lo, hi], "space": plan.space, "units": "eps and norms are in [0,1] data units: "
                  "(x - lo) / (hi - lo) of the dataset's input_range"},
         **result.report,
     }
     report["config"]["eps_abs"] = [e * (hi - lo) for e in report["config"]["eps"]]
+    if ds.name == "speech_commands":
+        from tinyharden.attacks.budgets import label
+        report["config"]["eps_label"] = [label(e, space=plan.space) for e in report["config"]["eps"]]
     report["config"]["recipe"] = plan.recipe_sources
     report["config"]["source"] = str(plan.source) if transfer else None
     bar = request.fail_under

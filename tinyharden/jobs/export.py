@@ -210,6 +210,8 @@ class ExportRequest(BaseModel):
     formats: Optional[list[Literal["tflite", "c"]]] = None
     calib: Optional[int] = Field(None, gt=0)
     dataset: Optional[str] = Field(None, description="dataset of a bare model file")
+    data_path: Optional[Path] = Field(None, description="folder holding the dataset (replaces the recipe's data.path)")
+    split: Literal["test", "all"] = Field("test", description="parity check on the held-out split or every sample")
     input_range: Optional[tuple[float, float]] = None
     limit: Optional[int] = Field(None, gt=0)
     max_drop: Optional[float] = Field(None, ge=0)
@@ -228,8 +230,7 @@ class ExportResult:
     failed: list[dict[str, Any]]
 
 
-def _bare_dataset(name: Optional[str], model_path: Path) -> Dataset:
-    from tinyharden.data.base import load_dataset
+def _bare_spec(name: Optional[str], model_path: Path):
     from tinyharden.recipe import DataSpec
     from tinyharden.registry import DATASETS
 
@@ -238,13 +239,23 @@ def _bare_dataset(name: Optional[str], model_path: Path) -> Dataset:
                         "for calibration and the parity check")
     if name not in DATASETS:
         raise UserError(f"unknown dataset '{name}'; --data takes one of {DATASETS.choices()}{DATASETS.hint(name)}")
-    return load_dataset(DataSpec(dataset=name), 0)
+    return DataSpec(dataset=name)
+
+
+def _dataset(dspec, seed: int, request: "ExportRequest") -> Dataset:
+    """The dataset, from --data-path if given; split "all" makes every sample the parity split."""
+    from tinyharden.data.base import load_dataset
+    from tinyharden.evaluation.data import with_split
+
+    if request.data_path is not None:
+        dspec = dspec.model_copy(update={"path": str(request.data_path), "test_path": None})
+    return with_split(load_dataset(dspec, seed), dspec, seed=seed, split=request.split)
 
 
 def export(request: ExportRequest, workspace: Path, *, progress: Progress | None = None,
            on_load: Callable[[Path], None] | None = None) -> ExportResult:
     """Export a run folder's model (into it) or a model file (into a new or `request.name` folder)."""
-    from tinyharden.data.base import load_dataset
+    from tinyharden import pretrained
     from tinyharden.models.loading import load_model
     from tinyharden.recipe import ExportSpec
 
@@ -261,13 +272,13 @@ def export(request: ExportRequest, workspace: Path, *, progress: Progress | None
         if on_load:
             on_load(located.run.path)
         model = load_model(located.model_file, unsafe=request.unsafe)
-        dataset = load_dataset(recipe.data, recipe.seed)
+        dataset = _dataset(recipe.data, recipe.seed, request)
     else:
         spec, seed = ExportSpec(), 0
         model = load_model(located.model_file, unsafe=request.unsafe)
-        dataset = _bare_dataset(request.dataset, request.target)
+        dataset = _dataset(_bare_spec(request.dataset, request.target), 0, request)
     check_compatible(model, dataset)
-    if located.run is not None:
+    if located.run is not None and not pretrained.is_pretrained(located.run.path):  # shipped folders are read-only
         out_dir = located.run.path
     else:  # created only once the model and data are known to fit
         name = request.name or f"export-{request.target.stem or request.target.name}"
