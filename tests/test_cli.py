@@ -67,3 +67,20 @@ def test_train_without_recipe_or_with_missing_dataset(tmp_path):
     p.write_text(f"data:\n  dataset: cifar10\n  path: {tmp_path / 'nowhere'}\n")
     r = runner.invoke(app, ["-w", str(tmp_path / "ws"), "train", str(p)])
     assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_verbose_flag_lets_tensorflow_cpp_lines_through_and_quiet_keeps_errors(tmp_path):
+    code = ("from typer.testing import CliRunner\nfrom tinyharden.cli.app import app\n"
+            "CliRunner().invoke(app, ['{flag}', 'doctor'])\nimport tinyharden._tf\n")
+    import re
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TINYHARDEN_VERBOSE"}
+    loud = subprocess.run([sys.executable, "-c", code.format(flag="--verbose")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    quiet = subprocess.run([sys.executable, "-c", code.format(flag="--quiet")], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert loud.returncode == 0 and quiet.returncode == 0
+    assert re.search(r"^[IWE]\d{4} ", loud.stderr, re.M), loud.stderr
+    assert not re.search(r"^[IWE]\d{4} ", quiet.stderr, re.M), quiet.stderr
+    r = runner.invoke(app, ["--quiet", "-w", str(tmp_path / "ws"), "train", str(tmp_path / "missing.yaml")])
+    assert r.exit_code == 2 and "not found" in r.output

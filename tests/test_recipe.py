@@ -93,6 +93,15 @@ def test_overrides_are_validated_like_the_file(tmp_path):
         apply_overrides({"name": "x"}, ["name.first=1"])
 
 
+def test_an_override_error_names_the_override_not_a_line_of_the_file(tmp_path):
+    p = write(tmp_path, "name: t\nseed: 0\ntrain:\n  epochs: 3\n")
+    with pytest.raises(UserError) as info:
+        load_recipe(p, ["seed=1", "train.epochs=-1"])
+    message = str(info.value)
+    assert message.startswith(f"{p}: override 'train.epochs=-1': train.epochs:"), message
+    assert "seed=1" not in message and f"{p}:4" not in message
+
+
 def test_per_layer_quantizers_resolve_by_name_and_glob():
     from tinyharden.quantization.presets import PRESETS, resolve
     from tinyharden.recipe import QuantizationSpec

@@ -365,8 +365,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if overrides:
         # Validate the file alone first, so its errors point at its lines.
         validate(data, source=str(path), lines=lines)
-        data = apply_overrides(data or {}, overrides)
-        return validate(data, source=f"{path} with overrides {' '.join(overrides)}", lines=lines)
+        # Then one override at a time, so an error names the override that caused it, not a line of the file.
+        for text in overrides:
+            data = apply_overrides(data or {}, [text])
+            recipe = validate(data, source=f"{path}: override '{text}'")
+        return recipe
     return validate(data, source=str(path), lines=lines)
 
 

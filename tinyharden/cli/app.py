@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from tinyharden import __version__
 from tinyharden.cli.attack import attack
-from tinyharden.cli.common import state
+from tinyharden.cli.common import set_verbosity, state
 from tinyharden.cli.doctor import doctor
 from tinyharden.cli.evaluate import evaluate
 from tinyharden.cli.export import export
@@ -38,23 +38,29 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    workspace: Path = typer.Option(Path("runs"), "--workspace", "-w", help="Folder that holds run folders.", envvar="TINYHARDEN_WORKSPACE"),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Folder that holds run folders.",
+                                            envvar="TINYHARDEN_WORKSPACE")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results, warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also TensorFlow's own C++ log lines.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
 ) -> None:
+    """Example: tinyharden -w runs train recipes/quickstart.yaml"""
     state.workspace = workspace
+    set_verbosity(quiet=quiet, verbose=verbose)
 
 
-# One line per command; each lives in its own module under tinyharden/cli/.
+# One line per command, in the order a pipeline runs them; each lives in its own module under tinyharden/cli/.
 app.command()(train)
-app.command()(doctor)
-app.command()(export)
-app.command()(attack)
-app.command()(evaluate)
 app.command()(quantize)
+app.command()(attack)
+app.command()(export)
+app.command()(evaluate)
 app.command()(report)
 app.command(name="run")(run_recipe)
 app.command()(sweep)
 app.command()(pretrained)
+app.command()(doctor)
 
 
 def main() -> None:

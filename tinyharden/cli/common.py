@@ -13,7 +13,8 @@ from typer.models import OptionInfo
 from tinyharden.errors import EXIT_INTERRUPTED, UserError
 
 out = Console()  # tables and results: stdout
-err = Console(stderr=True)  # progress, warnings, errors: stderr
+err = Console(stderr=True)  # progress and info lines: stderr; silenced by --quiet
+alerts = Console(stderr=True)  # warnings and errors: stderr, always shown
 
 
 @dataclass
@@ -21,11 +22,20 @@ class State:
     workspace: Path = Path("runs")
 
 
+def set_verbosity(*, quiet: bool, verbose: bool) -> None:
+    """--quiet keeps stdout, warnings and errors; --verbose also lets TensorFlow's C++ start-up lines through."""
+    import os
+
+    err.quiet = quiet
+    if verbose:
+        os.environ["TINYHARDEN_VERBOSE"] = "1"  # read by tinyharden._tf, imported later by the commands
+
+
 state = State()
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    alerts.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -68,11 +78,11 @@ def handle_errors(fn):
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    alerts.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def progress_enabled() -> bool:
-    return sys.stderr.isatty()
+    return sys.stderr.isatty() and not err.quiet
 
 
 def wide(renderable) -> None:

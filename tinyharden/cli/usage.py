@@ -20,7 +20,12 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from tinyharden.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
-_GLOBAL_OPTIONS = ("--workspace", "-w", "--version")
+try:  # typer's vendored click keeps Abort in typer.exceptions, not beside the other exceptions
+    from typer.exceptions import Abort
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click.exceptions import Abort
+
+_GLOBAL_OPTIONS = ("--workspace", "-w", "--version", "--quiet", "-q", "--verbose", "-v")
 
 
 def one_line(exc: click.ClickException) -> str:
@@ -49,7 +54,7 @@ class OneLineErrors(TyperGroup):
                 sys.exit(EXIT_USAGE)
             typer.echo(f"error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code if not isinstance(exc, click.UsageError) else EXIT_USAGE)
-        except click.Abort:
+        except Abort:
             typer.echo("error: aborted; nothing was written", err=True)
             sys.exit(EXIT_INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
