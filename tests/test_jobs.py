@@ -59,7 +59,7 @@ def test_registry_names_a_typo_and_its_fix():
     with pytest.raises(UserError) as exc:
         ATTACKS.check("sqare")
     assert str(exc.value) == ("unknown attack 'sqare' (choose from fgsm, pgd, cw, apgd, square, boundary, zoo, "
-                              "transfer); did you mean 'square'?")
+                              "transfer, autoattack, autoattack-rand); did you mean 'square'?")
 
 
 # --------------------------------------------------------------------------- artifacts

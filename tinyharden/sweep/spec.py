@@ -24,7 +24,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tinyharden.errors import UserError
-from tinyharden.recipe import Recipe, _compose_lines, apply_overrides, validate
+from tinyharden.recipe import Recipe, apply_overrides, validate
+from tinyharden.safe_yaml import load_bounded, read_yaml_file
 
 Stage = Literal["train", "attack", "export"]
 
@@ -98,14 +99,10 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
         raise UserError(f"sweep file '{path}' not found; pass a YAML sweep such as sweeps/digits-cv.yaml")
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read sweep file '{path}': {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}; fix the YAML syntax") from None
-    return data, _compose_lines(text)
+    # Bounded like a recipe: aliases, depth and size are checked before the document is walked.
+    return load_bounded(text, source=str(path))
 
 
 def find_recipe(spec: SweepSpec, sweep_file: Path) -> Path:
@@ -138,7 +135,7 @@ def base_recipe_data(spec: SweepSpec, recipe_file: Path, source: str) -> dict[st
     from tinyharden.recipe import load_recipe
 
     load_recipe(recipe_file)  # the recipe's own errors point at its own lines
-    data = yaml.safe_load(recipe_file.read_text(encoding="utf-8")) or {}
+    data = read_yaml_file(recipe_file) or {}
     if spec.overrides:
         try:
             data = apply_overrides(data, spec.overrides)
