@@ -340,16 +340,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = copy.deepcopy(data) if data else {}
     for text in overrides:
         parts, value = parse_override(text)
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise UserError(f"override '{text}': '{'.'.join(parts[:i + 1])}' is a value, not a section")
-            node = child
-        node[parts[-1]] = value
+        set_dotted(data, parts, value, what=f"override '{text}'")
     return data
+
+
+def set_dotted(data: dict, parts: list[str], value: Any, *, what: str) -> None:
+    """data[parts[0]][parts[1]]... = value, making sections on the way; `what` names the source in errors."""
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise UserError(f"{what}: '{'.'.join(parts[:i + 1])}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -111,15 +111,9 @@ class APGDEngine:
         return g / (tf.sqrt(tf.reduce_sum(tf.square(g), axis=_axes(g), keepdims=True)) + 1e-12)
 
     def _project(self, x, xa, eps):
-        from tinyharden._tf import tf
+        from tinyharden.attacks.pgd import project
 
-        d = xa - x
-        if self.norm == "linf":
-            d = tf.clip_by_value(d, -eps, eps)
-        else:
-            n = tf.sqrt(tf.reduce_sum(tf.square(d), axis=_axes(d), keepdims=True))
-            d = d * tf.minimum(1.0, eps / tf.maximum(n, 1e-12))
-        return tf.clip_by_value(x + d, 0.0, 1.0)
+        return project(x, xa, eps, self.norm)
 
     def _start(self, x, eps):
         from tinyharden._tf import tf

@@ -147,15 +147,7 @@ class _Engine:
         return g / float(self.eot), self.target.logits(xa, training=False)
 
     def _project(self, x, xa, eps):
-        from tinyharden._tf import tf
-
-        d = xa - x
-        if self.norm == "linf":
-            d = tf.clip_by_value(d, -eps, eps)
-        else:
-            n = tf.sqrt(tf.reduce_sum(tf.square(d), axis=_axes(d), keepdims=True))
-            d = d * tf.minimum(1.0, eps / tf.maximum(n, 1e-12))
-        return tf.clip_by_value(x + d, 0.0, 1.0)
+        return project(x, xa, eps, self.norm)
 
     def _attack(self, x, y, eps, step, steps, random_start):
         from tinyharden._tf import tf
@@ -190,6 +182,19 @@ class _Engine:
 
 def _axes(x):
     return list(range(1, len(x.shape)))
+
+
+def project(x, xa, eps, norm: str):
+    """`xa` moved into the `norm` ball of radius `eps` around `x` (per sample), then into [0, 1]; in-graph."""
+    from tinyharden._tf import tf
+
+    d = xa - x
+    if norm == "linf":
+        d = tf.clip_by_value(d, -eps, eps)
+    else:
+        n = tf.sqrt(tf.reduce_sum(tf.square(d), axis=_axes(d), keepdims=True))
+        d = d * tf.minimum(1.0, eps / tf.maximum(n, 1e-12))
+    return tf.clip_by_value(x + d, 0.0, 1.0)
 
 
 def _bcast(mask, like):

@@ -76,16 +76,9 @@ def cell_id(values: dict[str, Any], *, seed: int) -> str:
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise UserError(f"grid key '{key}': '{'.'.join(parts[:i + 1])}' is a value, not a section")
-        node = child
-    node[parts[-1]] = value
+    from tinyharden.recipe import set_dotted as set_path
+
+    set_path(data, key.split("."), value, what=f"grid key '{key}'")
 
 
 def _cell_recipe(base: dict[str, Any], values: dict[str, Any], seed: int, name: str,
