@@ -184,9 +184,6 @@ _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def apgd_engine(target, *, norm: str, loss: str, eot: int) -> APGDEngine:
-    """Engines are cached per target, so a sweep over eps and targets traces once."""
-    per_target = _ENGINES.setdefault(target, {})
-    key = (norm, loss, eot)
-    if key not in per_target:
-        per_target[key] = APGDEngine(target, norm=norm, loss=loss, eot=eot)
-    return per_target[key]
+    from tinyharden.attacks.pgd import cached_engine
+
+    return cached_engine(_ENGINES, APGDEngine, target, norm=norm, loss=loss, eot=eot)

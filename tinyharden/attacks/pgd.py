@@ -206,10 +206,14 @@ def _bcast(mask, like):
 _ENGINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def engine_for(target, *, norm: str, loss: str, eot: int) -> _Engine:
-    """Engines are cached per target so a sweep over eps traces the graph once."""
-    per_target = _ENGINES.setdefault(target, {})
+def cached_engine(cache: "weakref.WeakKeyDictionary", engine_cls, target, *, norm: str, loss: str, eot: int):
+    """One `engine_cls` per (target, norm, loss, eot), so a sweep over eps traces the graph once."""
+    per_target = cache.setdefault(target, {})
     key = (norm, loss, eot)
     if key not in per_target:
-        per_target[key] = _Engine(target, norm=norm, loss=loss, eot=eot)
+        per_target[key] = engine_cls(target, norm=norm, loss=loss, eot=eot)
     return per_target[key]
+
+
+def engine_for(target, *, norm: str, loss: str, eot: int) -> _Engine:
+    return cached_engine(_ENGINES, _Engine, target, norm=norm, loss=loss, eot=eot)
