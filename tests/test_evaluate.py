@@ -67,6 +67,28 @@ def test_pretrained_lists_the_shipped_models(shipped, tmp_path):
     assert [(m["name"], m["test_accuracy"]) for m in json.loads(r.stdout)] == [("digits-mlp", 0.9)]
 
 
+def test_a_shipped_name_loads_wherever_a_recipe_names_a_model(shipped):
+    """model.path / model.init / train.distill.teacher all load through load_model: a name works there too."""
+    import numpy as np
+
+    from tinyharden.models import load_model
+
+    by_name = load_model("digits-mlp")
+    by_path = load_model(shipped / "model.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(by_name.get_weights(), by_path.get_weights()))
+
+
+def test_shipped_recipes_name_only_models_that_resolve():
+    """A shipped recipe that starts from another model names it by a shipped name, not a machine's path."""
+    from tinyharden import pretrained
+    from tinyharden.recipe import load_recipe
+
+    for m in pretrained.available():
+        r = load_recipe(pretrained.resolve(m["name"]) / "recipe.yaml")
+        if r.model.init:
+            assert pretrained.resolve(r.model.init).exists(), (m["name"], r.model.init)
+
+
 def test_evaluate_bad_input_is_one_line(tmp_path):
     r = _cli(tmp_path, "evaluate", "no-such-model")
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output

@@ -20,8 +20,16 @@ MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
 def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False):
-    """Load a Keras model file (or a run folder's model.h5) with QKeras custom objects."""
-    path = Path(path)
+    """Load a Keras model file (or a run folder's model.h5) with QKeras custom objects.
+
+        load_model("kws-dscnn-float")      # a shipped model's name (tinyharden pretrained) is its folder
+
+    Every place a recipe names a model (`model.path`, `model.init`, `train.distill.teacher`) goes
+    through here, so a shipped recipe can start from a shipped model on any machine.
+    """
+    from tinyharden import pretrained
+
+    path = pretrained.resolve(path)
     if path.is_dir() and (path / "model.h5").is_file():
         path = path / "model.h5"
     if not path.exists():
