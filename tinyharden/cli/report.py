@@ -64,13 +64,11 @@ def report(
 
     Example: tinyharden report runs/quickstart runs/cifar10-stq-jr --format html --min-robust 30%
 
-    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead,
-    with a plot of robust accuracy against the swept value; the gates then apply to the means.
+    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead, with a plot of robust accuracy against the swept value; the gates then apply to the means.
 
     Published figures of the study are added for the datasets in the report, marked as such.
 
-    Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
-    (each failure is listed: run, gate, value and bar).
+    Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed (each failure is listed: run, gate, value and bar).
     """
     from tinyharden.jobs.report import ReportRequest
     from tinyharden.jobs.report import report as report_job
@@ -131,8 +129,11 @@ def write_report(doc: dict, fmt: str, dest: Optional[Path], plot_files: list) ->
     err.print(f"report: {dest}", highlight=False)
 
 
-def finish(doc: dict, plot_files: list) -> None:
-    """Name the plots, list flags and failed gates on stderr; raise GateFailed (exit 3) if any."""
+def finish(doc: dict, plot_files: list, extra: tuple[str, ...] = ()) -> None:
+    """Name the plots and list flags on stderr; failed gates (and `extra` failures) raise GateFailed (exit 3).
+
+    Each failed gate is printed once, in the one-line error.
+    """
     from tinyharden.report.build import failed_gates
 
     if plot_files:
@@ -141,8 +142,7 @@ def finish(doc: dict, plot_files: list) -> None:
         for flag in row["flags"]:
             warn(f"{row['id']}: {flag['message']}")
     failed = failed_gates(doc)
-    for g in failed:
-        err.print(f"[bold red]gate failed:[/] {g['message']}", highlight=False, soft_wrap=True)
-    if failed:
+    if failed or extra:
         total = len(doc["gates"]["results"])
-        raise GateFailed(f"{len(failed)} of {total} gates failed: " + "; ".join(g["message"] for g in failed))
+        head = f"{len(failed)} of {total} gates failed: " if failed else ""
+        raise GateFailed(head + "; ".join([g["message"] for g in failed] + list(extra)))
