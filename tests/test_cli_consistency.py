@@ -293,6 +293,11 @@ def test_attack_warns_once_when_n_exceeds_the_split_and_when_clean_accuracy_is_a
     report["flags"] = [{**near_chance(0.1, 360, 10), "input_range": [0.0, 1.0]}]
     notes(_Outcome(report))
     assert len(seen) == 1 and "near chance" in seen[0] and "--input-range" in seen[0] and "0..1" in seen[0]
+    seen.clear()
+    report["data"]["input_range"] = [0.0, 1.0]
+    report["flags"][0]["input_range"] = [0.0, 255.0]  # the user passed --input-range 0,255 and got chance
+    notes(_Outcome(report))
+    assert len(seen) == 1 and "--input-range fed it 0..255" in seen[0]
 
 
 def test_report_shows_the_near_chance_flag_of_attack_json(tmp_path):
@@ -395,3 +400,18 @@ def test_run_json_is_one_document(tmp_path):
     doc = _json(r, "tinyharden run")
     assert doc["report"]["kind"] == "tinyharden report" and doc["attack"]["kind"] == "tinyharden attack"
     assert doc["export"]["parity"]["samples"] == 20
+
+
+@pytest.mark.slow  # one sweep cell, one epoch on 300 digits (~40 s)
+def test_sweep_json_and_runs_show_a_real_sweep_as_one_row(tmp_path):
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    sweep_file = tmp_path / "one.yaml"
+    sweep_file.write_text(f"name: one\nrecipe: {recipe}\ngrid:\n  train.lr: [0.005]\nseeds: [0]\nstages: [train]\n"
+                          'overrides: ["train.epochs=1", "data.limit_train=300"]\n')
+    ws = tmp_path / "ws"
+    doc = _json(invoke("-w", str(ws), "sweep", str(sweep_file), "--json"), "tinyharden sweep")
+    assert doc["summary"]["done"] == 1
+    listing = _json(invoke("runs", str(ws), "--json"), "tinyharden runs")
+    [row] = listing["runs"]
+    assert (row["name"], row["type"], row["cells"], row["cells_done"], row["dataset"]) == ("one", "sweep", 1, 1, "digits")
+    assert 0 < row["clean_accuracy"] <= 1 and listing["skipped"] == []

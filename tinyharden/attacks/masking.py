@@ -113,8 +113,8 @@ def large_eps_pgd(target, x, y, *, eps: float = 0.5, steps: int = 20, eot: int =
                                                                        eot=eot, batch_size=batch_size)
     acc = float((np.argmax(target.predict(out.x_adv), -1) == y).mean())
     flagged = acc > max_accuracy and (acc * len(x)) > 2
-    msg = (f"PGD at eps {eps:g} leaves accuracy at {acc:.3f} on {len(x)} samples (expected near 0): gradients may be masked"
-           if flagged else f"PGD at eps {eps:g} drives accuracy to {acc:.3f} on {len(x)} samples")
+    msg = (f"PGD at eps {eps:g} leaves accuracy at {pct(acc, 1)} on {len(x)} samples (expected near 0): gradients may be "
+           "masked" if flagged else f"PGD at eps {eps:g} drives accuracy to {pct(acc, 1)} on {len(x)} samples")
     return _check("large_eps_pgd", flagged, msg, eps=eps, steps=steps, samples=int(len(x)), accuracy=acc,
                   threshold=max_accuracy)
 

@@ -120,9 +120,7 @@ def notes(outcome) -> None:
              f"attacked all {data['n']} samples")
     for flag in report.get("flags", []):
         if flag["code"] == "near_chance":
-            lo, hi = flag.get("input_range") or (0, 1)
-            warn(f"{flag['message']} (it was fed {lo:g}..{hi:g}); pass the range it was trained on with --input-range "
-                 "LO,HI, e.g. --input-range 0,255 for raw pixels")
+            warn(f"{flag['message']}: {_range_hint(flag.get('input_range'), data.get('input_range'))}")
     for check in report["masking"]["checks"]:
         if check["flagged"]:
             warn(f"gradient masking? {check['message']}")
@@ -158,6 +156,14 @@ class AttackProgress:
         if self._p is not None:
             self._p.__exit__(*exc)
         return False
+
+
+def _range_hint(fed, data_range) -> str:
+    lo, hi = fed or data_range or (0.0, 1.0)
+    if data_range is None or [float(v) for v in (lo, hi)] == [float(v) for v in data_range]:
+        return (f"it was fed the data's own range {lo:g}..{hi:g}; if it was trained on another, pass that with "
+                "--input-range LO,HI (e.g. 0,255 for raw pixels)")
+    return f"--input-range fed it {lo:g}..{hi:g}; is that the range it was trained on?"
 
 
 def _units(eps: Optional[str], space: Optional[str]) -> Optional[str]:

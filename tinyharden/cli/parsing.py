@@ -88,7 +88,7 @@ def parse_params(items) -> dict[str, dict]:
 
 
 def sample_count(n: int | None, limit: int | None) -> int | None:
-    """-n N, or the hidden old spelling --limit N of export and run (both given: they must agree)."""
+    """sample_count(None, 500) -> 500: -n N, or --limit N, its hidden old name in export and run (both: must agree)."""
     if n is not None and limit is not None and n != limit:
         raise UserError(f"-n {n} and --limit {limit} are the same option (--limit is its old name); give -n only")
     value = n if n is not None else limit

@@ -30,7 +30,10 @@ SWEEP_FILE = "sweep.json"  # tinyharden.sweep.aggregate.SWEEP_FILE; sweep import
 
 
 def list_runs(workspace: Path, *, dataset: Optional[str] = None, now: Optional[float] = None) -> RunsOutput:
-    """Every run folder of `workspace` as a `RunRow`, newest first; `dataset` keeps that dataset's only."""
+    """list_runs(Path("runs")).runs[0].name: every run folder of `workspace` as a `RunRow`, newest first.
+
+    `dataset` keeps that dataset's runs only; `now` (seconds since the epoch) dates the ages.
+    """
     from tinyharden.registry import DATASETS
 
     if dataset is not None:
