@@ -44,7 +44,7 @@ def attack(
     seed: Annotated[Optional[int], Opt("--seed", help="Seed of the attacks' randomness (default: the recipe's seed).")] = None,
     policy: Annotated[str, Opt("--policy", help="An example outside the eps ball or [0,1]: 'clip' projects it back, 'reject' counts a failed attack.")] = "clip",
     batch_size: Annotated[int, Opt("--batch-size", min=1, help="Samples per attack batch.")] = 256,
-    fail_under: Annotated[Optional[str], Opt("--fail-under", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%).")] = None,
+    fail_under: Annotated[Optional[str], Opt("--fail-under", metavar="ACC", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%).")] = None,
     name: Annotated[Optional[str], Opt("--name", help="Name of this attack in the run's history (attacks/NAME.json); for a model file, the run folder to write into (shared with export --name).")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print attack.json (schema_version, kind) to stdout instead of the table.")] = False,
     save_examples: Annotated[bool, Opt("--save-examples/--no-save-examples", help="Write the adversarial examples as attack_examples.npz.")] = True,

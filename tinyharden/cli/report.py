@@ -54,10 +54,10 @@ def report(
     eps: Annotated[Optional[str], Opt("--eps", help="Eps the attack columns show, e.g. 8/255. Default: the largest of each run's sweep.")] = None,
     references: Annotated[str, Opt("--references", help="Published rows: auto (datasets in the report), all, none.")] = "auto",
     plots: Annotated[bool, Opt("--plots/--no-plots", help="Write PNG plots beside --out (else into the first run folder).")] = True,
-    min_clean: Annotated[Optional[str], Opt("--min-clean", help="Gate: clean accuracy of every run at least this (0.9 or 90%).")] = None,
-    min_robust: Annotated[Optional[str], Opt("--min-robust", help="Gate: worst-case robust accuracy (at the shown eps) at least this.")] = None,
-    max_flash: Annotated[Optional[str], Opt("--max-flash", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB).")] = None,
-    max_ram: Annotated[Optional[str], Opt("--max-ram", help="Gate: RAM (TFLM arena) at most this many bytes.")] = None,
+    min_clean: Annotated[Optional[str], Opt("--min-clean", metavar="ACC", help="Gate: clean accuracy of every run at least this (0.9 or 90%).")] = None,
+    min_robust: Annotated[Optional[str], Opt("--min-robust", metavar="ACC", help="Gate: worst-case robust accuracy (at the shown eps) at least this.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", metavar="SIZE", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB).")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", metavar="SIZE", help="Gate: RAM (TFLM arena) at most this many bytes.")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print the versioned JSON (schema_version) to stdout; same as --format json.")] = False,
 ) -> None:
     """Compare runs: clean and robust accuracy with 95% intervals and budgets, footprint, flags.

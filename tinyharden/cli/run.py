@@ -83,10 +83,10 @@ def run_recipe(
     n: Annotated[Optional[int], Opt("-n", "--n", help="Test samples for the export's parity check on TFLM (one at a time). Default: the whole test split. The attack's count is attack.n=N.")] = None,
     limit: Annotated[Optional[int], Opt("--limit", hidden=True, help="Old name of -n.")] = None,
     data_path: Annotated[Optional[Path], Opt("--data-path", help="Folder holding the dataset (replaces the recipe's data.path).")] = None,
-    min_clean: Annotated[Optional[str], Opt("--min-clean", help="Report gate: clean accuracy at least this (0.9 or 90%).")] = None,
-    min_robust: Annotated[Optional[str], Opt("--min-robust", help="Report gate: worst-case robust accuracy at least this.")] = None,
-    max_flash: Annotated[Optional[str], Opt("--max-flash", help="Report gate: flash at most this many bytes (65536, 64K, 1M).")] = None,
-    max_ram: Annotated[Optional[str], Opt("--max-ram", help="Report gate: RAM (TFLM arena) at most this many bytes (65536, 64K, 1M).")] = None,
+    min_clean: Annotated[Optional[str], Opt("--min-clean", metavar="ACC", help="Report gate: clean accuracy at least this (0.9 or 90%).")] = None,
+    min_robust: Annotated[Optional[str], Opt("--min-robust", metavar="ACC", help="Report gate: worst-case robust accuracy at least this.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", metavar="SIZE", help="Report gate: flash at most this many bytes (65536, 64K, 1M).")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", metavar="SIZE", help="Report gate: RAM (TFLM arena) at most this many bytes (65536, 64K, 1M).")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print every stage's document and the report as one JSON document instead of the tables.")] = False,
 ) -> None:
     """Run a recipe end to end into one run folder: train, attack, export, report.
