@@ -51,20 +51,24 @@ def _cli(tmp_path, *args):
 def test_evaluate_a_shipped_image_model_by_name(shipped, tmp_path, digits):
     r = _cli(tmp_path, "evaluate", "digits-mlp", "--json")
     assert r.exit_code == 0, r.output
-    report = json.loads(r.stdout)
+    doc = json.loads(r.stdout)
+    assert (doc["schema_version"], doc["kind"], doc["run_dir"]) == (1, "tinyharden evaluate", str(tmp_path / "ws" / "evaluate-digits-mlp"))
+    report = doc["evaluation"]
     assert report["n"] == len(digits.y_test) and report["dataset"] == "digits" and report["split"] == "test"
     assert report["accuracy"] > 0.8 and report["class_names"] == [str(i) for i in range(10)]
     assert sorted(p.name for p in shipped.iterdir()) == ["metrics.json", "model.h5", "recipe.yaml"]  # read-only
     out = tmp_path / "ws" / "evaluate-digits-mlp"
     assert (out / "evaluate-test.json").is_file() and (out / "confusion-test.png").is_file()
     every = _cli(tmp_path, "evaluate", "digits-mlp", "--split", "all", "--json")
-    assert json.loads(every.stdout)["n"] == len(digits.y_train) + len(digits.y_val) + len(digits.y_test)
+    assert json.loads(every.stdout)["evaluation"]["n"] == len(digits.y_train) + len(digits.y_val) + len(digits.y_test)
 
 
 def test_pretrained_lists_the_shipped_models(shipped, tmp_path):
     r = _cli(tmp_path, "pretrained", "--json")
     assert r.exit_code == 0, r.output
-    assert [(m["name"], m["test_accuracy"]) for m in json.loads(r.stdout)] == [("digits-mlp", 0.9)]
+    doc = json.loads(r.stdout)
+    assert (doc["schema_version"], doc["kind"]) == (1, "tinyharden pretrained")
+    assert [(m["name"], m["test_accuracy"]) for m in doc["models"]] == [("digits-mlp", 0.9)]
 
 
 def test_a_shipped_name_loads_wherever_a_recipe_names_a_model(shipped):

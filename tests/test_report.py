@@ -337,7 +337,7 @@ def test_a_gate_on_a_figure_the_run_lacks_fails(runs):
     line = _one_line_error(r, 3)
     assert "2 of 4 gates failed" in line and "plain: min_robust: no attack.json" in line
     assert "plain: max_flash: not exported" in line
-    assert "gate failed: plain: min_robust" in r.stderr
+    assert r.stderr.count("plain: min_robust: no attack.json") == 1  # a failed gate is printed once
 
 
 def test_bad_gate_values_are_usage_errors(runs):

@@ -178,7 +178,7 @@ def test_evaluate_split_all_counts_every_clip(mixed, tmp_path):
     r = CliRunner().invoke(app, ["-w", str(tmp_path / "ws"), "evaluate", str(REF_TFLITE), "--data", "speech_commands",
                                  "--data-path", str(mixed["dir"]), "--split", "all", "--json"])
     assert r.exit_code == 0, r.output
-    report = json.loads(r.stdout)
+    report = json.loads(r.stdout)["evaluation"]
     assert report["n"] == len(mixed["names"]) == sum(c["n"] for c in report["per_class"])
     assert report["per_class"][sc.LABELS.index("_silence_")]["n"] == 0  # no noise in the folder: no generated clips
     assert sum(map(sum, report["confusion"])) == report["n"] and report["correct"] == np.trace(report["confusion"])

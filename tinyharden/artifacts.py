@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tinyharden.errors import UserError
 
@@ -81,9 +81,11 @@ class AttackArtifact(_Artifact):
     """attack.json and attacks/<name>.json (`attack`): the suite per attack and eps."""
 
     schema_version: Version
+    kind: Literal["tinyharden attack"] = "tinyharden attack"  # files before `kind` name it in `tool` only
     tool: Literal["tinyharden attack"] = "tinyharden attack"
     attacks: list[AttackRecord]
     clean: CleanScore
+    suite: dict[str, Any] = {}
     config: dict[str, Any] = {}
     data: dict[str, Any] = {}
     target: dict[str, Any] = {}
@@ -94,10 +96,99 @@ class QuantizeArtifact(_Artifact):
     """quantize.json (`quantize`): float, post-training and fine-tuned stages."""
 
     schema_version: Version
+    kind: Literal["tinyharden quantize"] = "tinyharden quantize"
     status: Literal["finetuning", "done"]
     stages: dict[str, Optional[dict[str, Any]]]
     layers: list[dict[str, Any]]
     footprint: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- what `--json` prints
+# Every command's --json prints one document with `schema_version` and `kind` ("tinyharden <command>").
+# attack, quantize, report and sweep print the artifact they write (it carries both); the others print one
+# of these envelopes, versioned by the same policy.
+
+
+class CommandOutput(_Artifact):
+    schema_version: Version = SCHEMA_VERSION
+    kind: str
+
+
+class TrainOutput(CommandOutput):
+    """`train --json`: the run folder, metrics.json and footprint.json."""
+
+    kind: Literal["tinyharden train"] = "tinyharden train"
+    run_dir: str
+    metrics: dict[str, Any]
+    footprint: Optional[dict[str, Any]] = None
+
+
+class ExportOutput(CommandOutput):
+    """`export --json`: export.json's record, the footprint and the gates that failed."""
+
+    kind: Literal["tinyharden export"] = "tinyharden export"
+    run_dir: str
+    export: dict[str, Any]
+    footprint: dict[str, Any]
+    failed_gates: list[dict[str, Any]] = []
+
+
+class EvaluateOutput(CommandOutput):
+    """`evaluate --json`: where evaluate-<split>.json went, and its document."""
+
+    kind: Literal["tinyharden evaluate"] = "tinyharden evaluate"
+    run_dir: str
+    evaluation: dict[str, Any]
+
+
+class RunOutput(CommandOutput):
+    """`run --json`: each stage's document, the report and every failed gate (report first)."""
+
+    kind: Literal["tinyharden run"] = "tinyharden run"
+    run_dir: str
+    metrics: dict[str, Any]
+    attack: Optional[dict[str, Any]] = None
+    export: Optional[dict[str, Any]] = None
+    report: dict[str, Any]
+    failed_gates: list[dict[str, Any]] = []
+
+
+class DoctorOutput(CommandOutput):
+    kind: Literal["tinyharden doctor"] = "tinyharden doctor"
+    versions: dict[str, Optional[str]]
+    datasets: list[dict[str, Any]]
+
+
+class PretrainedOutput(CommandOutput):
+    kind: Literal["tinyharden pretrained"] = "tinyharden pretrained"
+    models: list[dict[str, Any]]
+
+
+class RunRow(_Open):
+    """One line of `tinyharden runs`: a run folder, or a sweep folder as a whole."""
+
+    name: str
+    path: str
+    type: Literal["run", "sweep"] = "run"
+    model: Optional[str] = None
+    dataset: Optional[str] = None
+    clean_accuracy: Optional[float] = None
+    robust_accuracy: Optional[float] = Field(None, description="the suite's worst case at the largest eps")
+    robust_eps: Optional[float] = None
+    flash_bytes: Optional[int] = None
+    modified: str = Field(description="ISO 8601 UTC time of the newest artifact")
+    age_seconds: float
+    cells: Optional[int] = Field(None, description="a sweep: its cells (done ones in cells_done)")
+    cells_done: Optional[int] = None
+
+
+class RunsOutput(CommandOutput):
+    """`runs --json`: the workspace's run folders, newest first, and the folders skipped."""
+
+    kind: Literal["tinyharden runs"] = "tinyharden runs"
+    workspace: str
+    runs: list[RunRow]
+    skipped: list[dict[str, str]] = Field(default_factory=list, description="folder and why it was skipped")
 
 
 MODELS: dict[str, tuple[str, type[_Artifact]]] = {

@@ -380,3 +380,15 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def dump_recipe(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.resolved(), sort_keys=False)
+
+
+def with_data_path(recipe: Recipe, path: str | Path | None) -> Recipe:
+    """`recipe` reading its dataset from the folder `path` (None: unchanged).
+
+        with_data_path(load_recipe("recipes/speech-stq-jr.yaml"), "/data/speech_commands").data.path
+
+    The folder given is the data itself, so a second test folder (data.test_path) is dropped.
+    """
+    if path is None:
+        return recipe
+    return recipe.model_copy(update={"data": recipe.data.model_copy(update={"path": str(path), "test_path": None})})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyharden.attacks.masking import _check, tolerance
+from tinyharden.formatting import fmt_eps
 
 
 def softmax_like_outputs(target, x) -> dict:
@@ -91,7 +92,7 @@ def square_beats_whitebox(components: list[dict], n: int, *, eps: float) -> dict
     share = sq["fooled"] / max(n, 1)
     flagged = share > tolerance(n)
     msg = (f"Square broke {sq['fooled']} of {n} samples ({share:.1%}) that every white-box attack left robust at eps "
-           f"{eps:.4g}: gradients are likely masked" if flagged
+           f"{fmt_eps(eps)}: gradients are likely masked" if flagged
            else f"Square broke {sq['fooled']} sample(s) the white-box attacks missed (within noise)")
     return _check("aa_square_beats_whitebox", flagged, msg, square_fooled=int(sq["fooled"]), share=share,
                   tolerance=tolerance(n))

@@ -101,3 +101,23 @@ def worst_case(robust: list[np.ndarray], clean_correct: np.ndarray) -> np.ndarra
     for r in robust:
         out &= np.asarray(r, bool)
     return out
+
+
+CHANCE_MARGIN = 0.05  # five points above chance: a model fed inputs in the wrong range lands about there
+CHANCE_MIN_N = 50  # below this, chance-level accuracy is too noisy to call
+
+
+def near_chance(accuracy: float, n: int, num_classes: int) -> dict | None:
+    """A flag when clean accuracy on `n` samples is at most a few points above 1/num_classes, else None.
+
+        near_chance(0.11, 500, 10)["code"]   # 'near_chance'
+
+    A model scoring chance on clean data makes every robust figure meaningless; the usual
+    cause is a model that expects another input range than the data's (e.g. 0..255 pixels).
+    """
+    chance = 1.0 / max(num_classes, 1)
+    if n < CHANCE_MIN_N or accuracy > chance + CHANCE_MARGIN:
+        return None
+    return {"code": "near_chance", "accuracy": accuracy, "chance": chance, "n": int(n),
+            "message": f"clean accuracy {100 * accuracy:.1f}% on {n} samples is near chance ({100 * chance:.1f}% for "
+                       f"{num_classes} classes): the robust figures mean nothing; check the model's input range"}

@@ -23,6 +23,11 @@ from __future__ import annotations
 import numpy as np
 
 from tinyharden.attacks.base import BLACK_BOX, TRANSFER, WHITE_BOX
+from tinyharden.formatting import fmt_eps, pct
+
+# The table's robust column nests the eps (robust at eps e = resisted every eps <= e), so it cannot rise;
+# eps_not_decreasing reads each eps's own run, and its message says so rather than quote a figure the table lacks.
+_RUN_ALONE = "each eps run alone; the table's robust column also counts the smaller eps"
 
 
 def tolerance(n: int) -> float:
@@ -58,8 +63,9 @@ def blackbox_beats_whitebox(records: list[dict], n: int) -> dict:
                       skipped=True)
     if hits:
         h = hits[0]
-        msg = (f"{h['black_box']} (robust acc {h['black_box_accuracy']:.3f}) beats the strongest white-box attack "
-               f"{h['white_box']} ({h['white_box_accuracy']:.3f}) at eps {h['eps']:.4g}: gradients may be masked")
+        msg = (f"{h['black_box']} (robust {pct(h['black_box_accuracy'], 1)}) beats the strongest white-box attack "
+               f"{h['white_box']} ({pct(h['white_box_accuracy'], 1)}) at eps {fmt_eps(h['eps'])}, both as in the "
+               "table's robust column: gradients may be masked")
     else:
         msg = "no black-box or transfer attack beat the strongest white-box attack"
     return _check("blackbox_beats_whitebox", bool(hits), msg, tolerance=tol, hits=hits)
@@ -75,19 +81,21 @@ def eps_not_decreasing(records: list[dict], n: int) -> dict:
         accs = [r["robust_accuracy_run"]["value"] for r in rs]
         for k in range(1, len(rs)):
             if accs[k] > min(accs[:k]) + tol:
+                j = min(range(k), key=lambda i: accs[i])
                 hits.append({"attack": rec["name"], "kind": "rises", "eps": rs[k]["eps"], "accuracy": accs[k],
-                             "lower_eps_accuracy": min(accs[:k])})
+                             "lower_eps": rs[j]["eps"], "lower_eps_accuracy": accs[j]})
         # Flatness is judged for gradient attacks only: a query-limited black-box attack
         # can legitimately plateau, a gradient attack on an honest model does not.
         if (rec["kind"] == WHITE_BOX and not rec.get("minimum_norm") and rs[-1]["eps"] >= 4 * rs[0]["eps"]
                 and accs[-1] >= accs[0] - tol and accs[-1] > tol):
             hits.append({"attack": rec["name"], "kind": "flat", "eps": rs[-1]["eps"], "accuracy": accs[-1],
-                         "lower_eps_accuracy": accs[0]})
+                         "lower_eps": rs[0]["eps"], "lower_eps_accuracy": accs[0]})
     if hits:
         h = hits[0]
         what = "rises to" if h["kind"] == "rises" else "stays at"
-        msg = (f"{h['attack']}: accuracy {what} {h['accuracy']:.3f} at eps {h['eps']:.4g} "
-               f"(vs {h['lower_eps_accuracy']:.3f} at a smaller eps): the attack may be failing, not the model resisting")
+        msg = (f"{h['attack']}: robust accuracy {what} {pct(h['accuracy'], 1)} at eps {fmt_eps(h['eps'])} from "
+               f"{pct(h['lower_eps_accuracy'], 1)} at eps {fmt_eps(h['lower_eps'])} ({_RUN_ALONE}): the attack may be "
+               "failing, not the model resisting")
     else:
         msg = "accuracy falls as eps grows" if any(len(r["results"]) > 1 for r in records) else "not run: a single eps"
     return _check("eps_not_decreasing", bool(hits), msg, tolerance=tol, hits=hits)
@@ -105,8 +113,8 @@ def large_eps_pgd(target, x, y, *, eps: float = 0.5, steps: int = 20, eot: int =
                                                                        eot=eot, batch_size=batch_size)
     acc = float((np.argmax(target.predict(out.x_adv), -1) == y).mean())
     flagged = acc > max_accuracy and (acc * len(x)) > 2
-    msg = (f"PGD at eps {eps:g} leaves accuracy at {acc:.3f} on {len(x)} samples (expected near 0): gradients may be masked"
-           if flagged else f"PGD at eps {eps:g} drives accuracy to {acc:.3f} on {len(x)} samples")
+    msg = (f"PGD at eps {eps:g} leaves accuracy at {pct(acc, 1)} on {len(x)} samples (expected near 0): gradients may be "
+           "masked" if flagged else f"PGD at eps {eps:g} drives accuracy to {pct(acc, 1)} on {len(x)} samples")
     return _check("large_eps_pgd", flagged, msg, eps=eps, steps=steps, samples=int(len(x)), accuracy=acc,
                   threshold=max_accuracy)
 

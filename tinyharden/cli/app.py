@@ -16,15 +16,18 @@ from tinyharden.cli.pretrained import pretrained
 from tinyharden.cli.quantize import quantize
 from tinyharden.cli.report import report
 from tinyharden.cli.run import run_recipe
+from tinyharden.cli.runs import runs
 from tinyharden.cli.sweep import sweep
 from tinyharden.cli.train import train
-from tinyharden.cli.usage import OneLineErrors
+from tinyharden.cli.usage import Help, OneLineErrors
 
 app = typer.Typer(
     name="tinyharden",
-    help="Deeply quantized, adversarially robust tiny networks for microcontrollers.",
+    help="Deeply quantized, adversarially robust tiny networks for microcontrollers.\n\n"
+         "Example: tinyharden -w runs run recipes/quickstart.yaml && tinyharden -w runs runs\n\n"
+         "Every command takes --json (one JSON document on stdout with schema_version and kind) and --help.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=OneLineErrors,
 )
@@ -51,16 +54,10 @@ def main_options(
 
 
 # One line per command, in the order a pipeline runs them; each lives in its own module under tinyharden/cli/.
-app.command()(train)
-app.command()(quantize)
-app.command()(attack)
-app.command()(export)
-app.command()(evaluate)
-app.command()(report)
-app.command(name="run")(run_recipe)
-app.command()(sweep)
-app.command()(pretrained)
-app.command()(doctor)
+for _name, _command in (("train", train), ("quantize", quantize), ("attack", attack), ("export", export),
+                        ("evaluate", evaluate), ("report", report), ("run", run_recipe), ("sweep", sweep),
+                        ("runs", runs), ("pretrained", pretrained), ("doctor", doctor)):
+    app.command(name=_name, cls=Help)(_command)
 
 
 def main() -> None:

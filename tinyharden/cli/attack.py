@@ -27,7 +27,7 @@ Opt = typer.Option
 
 @handle_errors
 def attack(
-    model: Annotated[Path, typer.Argument(help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras) or .tflite file.", show_default=False)],
+    model: Annotated[Path, typer.Argument(help="Run folder, shipped model name (tinyharden pretrained), Keras model file (.h5/.keras), SavedModel folder or .tflite file.", show_default=False)],
     suite: Annotated[Optional[str], choices_option("--suite", "-s", registry=ATTACKS, help="Comma-separated attacks: {choices}. Default: the recipe's attack.suite, else fgsm,pgd.")] = None,
     eps: Annotated[Optional[str], Opt("--eps", help="Budget(s) in [0,1] data units; fractions and lists for a sweep: 8/255 or 1/255,2/255,4/255,8/255.")] = None,
     n: Annotated[Optional[int], Opt("-n", "--n", help="Attack the first N test samples (default: recipe attack.n, else 1000).")] = None,
@@ -44,9 +44,9 @@ def attack(
     seed: Annotated[Optional[int], Opt("--seed", help="Seed of the attacks' randomness (default: the recipe's seed).")] = None,
     policy: Annotated[str, Opt("--policy", help="An example outside the eps ball or [0,1]: 'clip' projects it back, 'reject' counts a failed attack.")] = "clip",
     batch_size: Annotated[int, Opt("--batch-size", min=1, help="Samples per attack batch.")] = 256,
-    fail_under: Annotated[Optional[str], Opt("--fail-under", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%).")] = None,
+    fail_under: Annotated[Optional[str], Opt("--fail-under", metavar="ACC", help="Exit with code 3 if the suite's robust accuracy is below this (0.45 or 45%).")] = None,
     name: Annotated[Optional[str], Opt("--name", help="Name of this attack in the run's history (attacks/NAME.json); for a model file, the run folder to write into (shared with export --name).")] = None,
-    json_out: Annotated[bool, Opt("--json", help="Print attack.json to stdout instead of the table.")] = False,
+    json_out: Annotated[bool, Opt("--json", help="Print attack.json (schema_version, kind) to stdout instead of the table.")] = False,
     save_examples: Annotated[bool, Opt("--save-examples/--no-save-examples", help="Write the adversarial examples as attack_examples.npz.")] = True,
     checks: Annotated[bool, Opt("--checks/--no-checks", help="Run the gradient-masking sanity checks.")] = True,
     unsafe: Annotated[bool, Opt("--unsafe", help="Allow model files with Lambda layers (their code runs on load).")] = False,
@@ -55,8 +55,9 @@ def attack(
 
     Example: tinyharden attack runs/quickstart --suite pgd,square --eps 1/255,8/255 -n 500
 
-    Eps is in [0,1] data units (8/255) whatever the model's input range. Exit codes: 0 ok;
-    2 bad arguments or input files; 3 suite robust accuracy below --fail-under; 130 interrupted.
+    Eps is in [0,1] data units (8/255) whatever the model's input range (--input-range 0,255 for a model fed raw pixels).
+
+    Exit codes: 0 ok; 2 bad arguments or input files; 3 suite robust accuracy below --fail-under; 130 interrupted.
     """
     from tinyharden.jobs.attack import AttackRequest
     from tinyharden.jobs.attack import attack as attack_job
@@ -94,20 +95,32 @@ def _choice(value: Optional[str], flag: str, choices: tuple[str, ...]) -> Option
 
 
 def show(outcome, *, json_out: bool = False) -> None:
-    """Print an attack's results: the table (or attack.json), the EOT note, masking warnings."""
+    """Print an attack's results: the table (or attack.json), then its notes and warnings on stderr."""
     report, run_dir = outcome.report, outcome.run_dir
     if json_out:
-        from tinyharden.workspace import to_json
+        from tinyharden.cli.jsonout import print_json
 
-        typer.echo(to_json(report), nl=False)  # raw: no Rich markup or wrapping in machine output
+        print_json(report)
     else:
         from tinyharden.attacks.report import table
 
         out.print(table(report))
         out.print(f"results: {run_dir / 'attack.json'} (kept as {outcome.record.relative_to(run_dir)})", highlight=False)
-    eot_n = report["config"]["eot"]
-    if eot_n > 1:
+    notes(outcome)
+
+
+def notes(outcome) -> None:
+    """stderr only: the EOT note, a sample count cut to the split, chance-level accuracy, masking warnings."""
+    report = outcome.report
+    if report["config"]["eot"] > 1:
         err.print(f"EOT: {report['config']['eot_reason']}", highlight=False)
+    data = report["data"]
+    if (data.get("requested_n") or 0) > data["n"]:
+        warn(f"-n {data['requested_n']} is more than the {data['dataset']} {data['split']} split holds: "
+             f"attacked all {data['n']} samples")
+    for flag in report.get("flags", []):
+        if flag["code"] == "near_chance":
+            warn(f"{flag['message']}: {_range_hint(flag.get('input_range'), data.get('input_range'))}")
     for check in report["masking"]["checks"]:
         if check["flagged"]:
             warn(f"gradient masking? {check['message']}")
@@ -143,6 +156,14 @@ class AttackProgress:
         if self._p is not None:
             self._p.__exit__(*exc)
         return False
+
+
+def _range_hint(fed, data_range) -> str:
+    lo, hi = fed or data_range or (0.0, 1.0)
+    if data_range is None or [float(v) for v in (lo, hi)] == [float(v) for v in data_range]:
+        return (f"it was fed the data's own range {lo:g}..{hi:g}; if it was trained on another, pass that with "
+                "--input-range LO,HI (e.g. 0,255 for raw pixels)")
+    return f"--input-range fed it {lo:g}..{hi:g}; is that the range it was trained on?"
 
 
 def _units(eps: Optional[str], space: Optional[str]) -> Optional[str]:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from tinyharden.cli.common import choices_option, err, handle_errors, out, progress_enabled, state, warn, wide
-from tinyharden.cli.parsing import parse_list, parse_range
+from tinyharden.cli.parsing import parse_bytes, parse_list, parse_range, sample_count
 from tinyharden.errors import GateFailed, UserError
 from tinyharden.registry import DATASETS
 
@@ -50,17 +50,19 @@ def export(
     input_range: Annotated[Optional[str], Opt("--input-range", help="LO,HI the model's inputs span for data in [0,1], e.g. 0,255 for raw pixels. Default: the dataset's range.")] = None,
     data_path: Annotated[Optional[Path], Opt("--data-path", help="Folder holding the dataset (replaces the recipe's data.path).")] = None,
     split: Annotated[str, Opt("--split", help="Parity check on 'test' (the held-out split) or 'all' (every sample of the folder).")] = "test",
-    limit: Annotated[Optional[int], Opt("--limit", "-n", min=1, help="Test samples for the parity check (TFLM runs one at a time). Default: the whole test split.")] = None,
+    n: Annotated[Optional[int], Opt("-n", "--n", help="Test samples for the parity check (TFLM runs one at a time). Default: the whole test split.")] = None,
+    limit: Annotated[Optional[int], Opt("--limit", hidden=True, help="Old name of -n.")] = None,
     max_drop: Annotated[Optional[float], Opt("--max-drop", min=0.0, help="Largest accuracy drop in points, Keras -> int8. Default: export.max_drop, else 1.")] = None,
     allow_drop: Annotated[bool, Opt("--allow-drop", help="Report a larger accuracy drop without failing.")] = False,
-    max_flash: Annotated[Optional[int], Opt("--max-flash", min=1, help="Flash budget in bytes (the .tflite flatbuffer). Default: export.max_flash.")] = None,
-    max_ram: Annotated[Optional[int], Opt("--max-ram", min=1, help="RAM budget in bytes (the TFLM tensor arena). Default: export.max_ram.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", metavar="SIZE", help="Flash budget (the .tflite flatbuffer): 65536, 64K or 1M. Default: export.max_flash.")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", metavar="SIZE", help="RAM budget (the TFLM tensor arena): 65536, 64K or 1M. Default: export.max_ram.")] = None,
     name: Annotated[Optional[str], Opt("--name", help="For a model file: the run folder to write into (shared with attack --name, so report shows one row).")] = None,
     unsafe: Annotated[bool, Opt("--unsafe", help="Load a model file with Lambda layers (runs code stored in the file).")] = False,
+    json_out: Annotated[bool, Opt("--json", help="Print export.json's record, the footprint and failed gates as one JSON document instead of the tables.")] = False,
 ) -> None:
     """Export a trained model to full-integer int8 TFLite and C source for TensorFlow Lite Micro.
 
-    Example: tinyharden export runs/quickstart --format tflite,c --calib 500
+    Example: tinyharden export runs/quickstart --format tflite,c --calib 500 --max-flash 64K
 
     Runs the int8 model on the TFLM interpreter to check its accuracy against the Keras model.
 
@@ -79,8 +81,9 @@ def export(
     check_split(split)
     request = ExportRequest(target=target, formats=_parse_formats(formats) if formats is not None else None,
                             calib=calib, dataset=data, data_path=data_path, split=split, input_range=parse_range(input_range) if input_range else None,
-                            limit=limit, max_drop=max_drop, allow_drop=allow_drop, max_flash=max_flash,
-                            max_ram=max_ram, name=name, unsafe=unsafe)
+                            limit=sample_count(n, limit), max_drop=max_drop, allow_drop=allow_drop,
+                            max_flash=parse_bytes(max_flash, "--max-flash"), max_ram=parse_bytes(max_ram, "--max-ram"),
+                            name=name, unsafe=unsafe)
     if data is not None and RunFolder(target).is_run():
         warn(f"--data is ignored for run folder '{target}': its recipe names the dataset "
              f"({RunFolder(target).recipe().data.dataset})")
@@ -93,7 +96,15 @@ def export(
     finally:
         if bar is not None:
             bar.stop()
-    show(result.record, result.footprint, result.out_dir)
+    if json_out:
+        from tinyharden.artifacts import ExportOutput
+        from tinyharden.cli.jsonout import print_json
+
+        print_json(ExportOutput(run_dir=str(result.out_dir), export=result.record, footprint=result.footprint,
+                                failed_gates=result.failed))
+    else:
+        show(result.record, result.footprint, result.out_dir)
+    warn_short_split(result.record["parity"], "-n")
     if result.failed:
         raise GateFailed("; ".join(_gate_message(g) for g in result.failed) + f" (artifacts written to {result.out_dir})")
 
@@ -117,6 +128,13 @@ def show(record: dict, footprint: dict, out_dir: Path, *, brief: bool = False) -
     for g in record["gates"]:
         if g.get("waived"):
             warn(f"accuracy drop {g['value']:.2f} points exceeds max_drop {g['limit']:g}; allowed by --allow-drop")
+
+
+def warn_short_split(parity: dict, flag: str) -> None:
+    """-n larger than the split is cut to the split: say so (with the count that ran)."""
+    asked = parity.get("requested")
+    if asked is not None and asked > parity["samples"]:
+        warn(f"{flag} {asked} is more than the split holds: the parity check ran on all {parity['samples']:,} samples")
 
 
 def _gate_message(g: dict) -> str:

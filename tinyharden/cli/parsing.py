@@ -85,3 +85,13 @@ def parse_params(items) -> dict[str, dict]:
         value = parse_cli_value(raw, source=f"--param '{key.strip()}'")
         params.setdefault(name, {})[field] = value
     return params
+
+
+def sample_count(n: int | None, limit: int | None) -> int | None:
+    """sample_count(None, 500) -> 500: -n N, or --limit N, its hidden old name in export and run (both: must agree)."""
+    if n is not None and limit is not None and n != limit:
+        raise UserError(f"-n {n} and --limit {limit} are the same option (--limit is its old name); give -n only")
+    value = n if n is not None else limit
+    if value is not None and value < 1:
+        raise UserError(f"-n must be at least 1, got {value}")
+    return value

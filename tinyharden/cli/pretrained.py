@@ -10,7 +10,7 @@ from tinyharden.cli.common import handle_errors, out
 
 @handle_errors
 def pretrained(
-    json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the list as one JSON document (schema_version, kind).")] = False,
 ) -> None:
     """List the shipped models (tinyharden/pretrained/<name>/).
 
@@ -20,10 +20,10 @@ def pretrained(
 
     models = shipped.available()
     if json_out:
-        from tinyharden.workspace import to_json
+        from tinyharden.artifacts import PretrainedOutput
+        from tinyharden.cli.jsonout import print_json
 
-        typer.echo(to_json(models), nl=False)
-        return
+        return print_json(PretrainedOutput(models=models))
     from rich.table import Table
 
     t = Table(title="shipped models (use the name in place of a run folder)")

@@ -25,7 +25,7 @@ Opt = typer.Option
 
 @handle_errors
 def quantize(
-    model: Annotated[Optional[Path], typer.Argument(help="A float model: run folder of `tinyharden train`, or a Keras .h5/.keras file.", show_default=False)] = None,
+    model: Annotated[Optional[Path], typer.Argument(help="A float model: run folder of `tinyharden train`, a Keras .h5/.keras file or a SavedModel folder.", show_default=False)] = None,
     overrides: Annotated[Optional[List[str]], typer.Argument(help="Dotted recipe overrides, e.g. train.lr=1e-3 data.limit_train=5000.", show_default=False)] = None,
     preset: Annotated[Optional[str], choices_option("--preset", registry=PRESETS, help="Quantization preset: {choices}. Overrides the --config preset.")] = None,
     config: Annotated[Optional[Path], Opt("--config", help="YAML quantization section (preset, activation, layers by name or glob; 'float' keeps a weight float).")] = None,

@@ -54,23 +54,21 @@ def report(
     eps: Annotated[Optional[str], Opt("--eps", help="Eps the attack columns show, e.g. 8/255. Default: the largest of each run's sweep.")] = None,
     references: Annotated[str, Opt("--references", help="Published rows: auto (datasets in the report), all, none.")] = "auto",
     plots: Annotated[bool, Opt("--plots/--no-plots", help="Write PNG plots beside --out (else into the first run folder).")] = True,
-    min_clean: Annotated[Optional[str], Opt("--min-clean", help="Gate: clean accuracy of every run at least this (0.9 or 90%).")] = None,
-    min_robust: Annotated[Optional[str], Opt("--min-robust", help="Gate: worst-case robust accuracy (at the shown eps) at least this.")] = None,
-    max_flash: Annotated[Optional[str], Opt("--max-flash", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB).")] = None,
-    max_ram: Annotated[Optional[str], Opt("--max-ram", help="Gate: RAM (TFLM arena) at most this many bytes.")] = None,
+    min_clean: Annotated[Optional[str], Opt("--min-clean", metavar="ACC", help="Gate: clean accuracy of every run at least this (0.9 or 90%).")] = None,
+    min_robust: Annotated[Optional[str], Opt("--min-robust", metavar="ACC", help="Gate: worst-case robust accuracy (at the shown eps) at least this.")] = None,
+    max_flash: Annotated[Optional[str], Opt("--max-flash", metavar="SIZE", help="Gate: flash (.tflite) at most this many bytes (65536, 64K, 1MiB).")] = None,
+    max_ram: Annotated[Optional[str], Opt("--max-ram", metavar="SIZE", help="Gate: RAM (TFLM arena) at most this many bytes.")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print the versioned JSON (schema_version) to stdout; same as --format json.")] = False,
 ) -> None:
     """Compare runs: clean and robust accuracy with 95% intervals and budgets, footprint, flags.
 
     Example: tinyharden report runs/quickstart runs/cifar10-stq-jr --format html --min-robust 30%
 
-    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead,
-    with a plot of robust accuracy against the swept value; the gates then apply to the means.
+    A sweep folder (runs/<sweep>, holding sweep.json) renders the sweep's means per grid point instead, with a plot of robust accuracy against the swept value; the gates then apply to the means.
 
     Published figures of the study are added for the datasets in the report, marked as such.
 
-    Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed
-    (each failure is listed: run, gate, value and bar).
+    Exit codes: 0 ok; 2 bad arguments or a missing/damaged run file; 3 a gate failed (each failure is listed: run, gate, value and bar).
     """
     from tinyharden.jobs.report import ReportRequest
     from tinyharden.jobs.report import report as report_job
@@ -131,18 +129,22 @@ def write_report(doc: dict, fmt: str, dest: Optional[Path], plot_files: list) ->
     err.print(f"report: {dest}", highlight=False)
 
 
-def finish(doc: dict, plot_files: list) -> None:
-    """Name the plots, list flags and failed gates on stderr; raise GateFailed (exit 3) if any."""
+def finish(doc: dict, plot_files: list, extra: tuple[str, ...] = ()) -> None:
+    """Name the plots and list flags on stderr; failed gates (and `extra` failures) raise GateFailed (exit 3).
+
+    Each failed gate is printed once, in the one-line error.
+    """
     from tinyharden.report.build import failed_gates
 
     if plot_files:
         err.print("plots: " + ", ".join(str(p) for p in plot_files), highlight=False)
+    said_in_error = {"export_gate"} if extra else set()  # `run`'s export failures are in the error line
     for row in doc["rows"]:
         for flag in row["flags"]:
-            warn(f"{row['id']}: {flag['message']}")
+            if flag["code"] not in said_in_error:
+                warn(f"{row['id']}: {flag['message']}")
     failed = failed_gates(doc)
-    for g in failed:
-        err.print(f"[bold red]gate failed:[/] {g['message']}", highlight=False, soft_wrap=True)
-    if failed:
+    if failed or extra:
         total = len(doc["gates"]["results"])
-        raise GateFailed(f"{len(failed)} of {total} gates failed: " + "; ".join(g["message"] for g in failed))
+        head = f"{len(failed)} of {total} gates failed: " if failed else ""
+        raise GateFailed(head + "; ".join([g["message"] for g in failed] + list(extra)))

@@ -8,10 +8,12 @@ the CLI's promise is one line naming the problem and the fix, exit code 2.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.16 vendors its own click; its commands raise that copy's exceptions
     from typer._click import exceptions as click
@@ -40,8 +42,46 @@ def one_line(exc: click.ClickException) -> str:
     return f"{problem}; see '{path} --help' for the usage and an example"
 
 
+HELP_WIDTH = 120  # help piped or captured: no terminal to fit, so do not wrap at 80 or cut cells with an ellipsis
+
+
+@contextlib.contextmanager
+def _help_width():
+    """Render help `HELP_WIDTH` wide off a terminal, unless $COLUMNS (or typer's $TERMINAL_WIDTH) says otherwise."""
+    from typer import rich_utils
+
+    saved = rich_utils.MAX_WIDTH
+    if saved is None and not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        rich_utils.MAX_WIDTH = HELP_WIDTH
+    try:
+        yield
+    finally:
+        rich_utils.MAX_WIDTH = saved
+
+
+def _plain_flags(command, ctx) -> None:
+    """A flag takes no value: show no `<bool>` type beside it."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Help(TyperCommand):
+    """Every command's class: help without `<bool>` metavars, wide when piped."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _plain_flags(self, ctx)
+        with _help_width():
+            super().format_help(ctx, formatter)
+
+
 class OneLineErrors(TyperGroup):
     """The root command group: click's usage errors become one red line and exit 2."""
+
+    def format_help(self, ctx, formatter) -> None:
+        _plain_flags(self, ctx)
+        with _help_width():
+            super().format_help(ctx, formatter)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:

@@ -116,8 +116,8 @@ def _output_dir(ref: ModelRef, workspace: Path) -> Path:
 
 def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Optional[Path] = None,
                  split: str = "test", input_range: Optional[tuple[float, float]] = None, batch_size: int = 256,
-                 unsafe: bool = False, workspace: Path = Path("runs")) -> EvalOutcome:
-    """Score `model` on `split` of its dataset and write the report and the confusion PNG."""
+                 unsafe: bool = False, workspace: Path = Path("runs"), n: Optional[int] = None) -> EvalOutcome:
+    """Score `model` on `split` of its dataset (its first `n` samples) and write the report and the confusion PNG."""
     from tinyharden.evaluation.data import check_split, evaluation_data
 
     check_split(split)
@@ -126,16 +126,22 @@ def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Op
     dspec = data_spec(ref, data=data, data_path=data_path)
     seed = ref.recipe.seed if ref.recipe is not None else 0
     ev = evaluation_data(dspec, seed=seed, split=split)
+    if n is not None:
+        from dataclasses import replace
+
+        ev = replace(ev, x=ev.x[:n], y=ev.y[:n], files=None if ev.files is None else ev.files[:n])
     if len(ev.y) == 0:
         raise UserError(f"the {split} split of {ev.name} is empty; use --split all or another --data-path")
     target = _target(ref, _model_range(ref, given, ev.input_range), unsafe=unsafe)
     if tuple(target.input_shape) != tuple(ev.x.shape[1:]) or target.num_classes != len(ev.class_names):
         raise UserError(f"model '{ref.path}' takes {tuple(target.input_shape)} -> {target.num_classes} classes but "
                         f"{ev.name} has {tuple(ev.x.shape[1:])} -> {len(ev.class_names)}; pass the model's dataset (--data)")
-    return _score_and_write(ref, ev, target, dspec, split=split, batch_size=batch_size, workspace=workspace)
+    return _score_and_write(ref, ev, target, dspec, split=split, batch_size=batch_size, workspace=workspace,
+                            requested_n=n)
 
 
-def _score_and_write(ref: ModelRef, ev, target, dspec, *, split: str, batch_size: int, workspace: Path) -> EvalOutcome:
+def _score_and_write(ref: ModelRef, ev, target, dspec, *, split: str, batch_size: int, workspace: Path,
+                     requested_n: Optional[int] = None) -> EvalOutcome:
     import time
 
     from tinyharden.evaluation.plot import confusion_png
@@ -154,7 +160,7 @@ def _score_and_write(ref: ModelRef, ev, target, dspec, *, split: str, batch_size
                   title=f"{ref.label} on {ev.name} ({split}, n={scores['n']}): {scores['accuracy']:.2%}")
     report = {"schema_version": SCHEMA_VERSION, "model": str(ref.path), "kind": ref.kind, "dataset": ev.name,
               "split": split, "data_path": dspec.path, "test_path": getattr(dspec, "test_path", None),
-              **scores, "seconds": seconds, "confusion_png": png, "versions": package_versions()}
+              **scores, "requested_n": requested_n, "seconds": seconds, "confusion_png": png, "versions": package_versions()}
     if ev.files is not None:
         report["wrong"] = [{"file": ev.files[i], "true": ev.class_names[ev.y[i]], "predicted": ev.class_names[preds[i]]}
                            for i in np.flatnonzero(preds != ev.y)]

@@ -14,4 +14,5 @@ renders. A new command is one module here plus one in cli/:
   export.py    ExportRequest -> int8 TFLite, C, footprint   -> ExportResult
   report.py    ReportRequest -> the report document         -> ReportResult
   run.py       a recipe end to end in one run folder        -> RunResult
+  runs.py      a workspace's run folders, newest first      -> RunsOutput
 """

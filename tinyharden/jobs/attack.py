@@ -124,7 +124,7 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
 
 def _plan(request: AttackRequest) -> _Plan:
     """Work out model, recipe, data and the attack spec from the request (no TF yet)."""
-    located = resolve_model(request.model, what="attack", tflite=True)
+    located = resolve_model(request.model, what="attack", tflite=True, saved_model=True)
     run_recipe: Recipe | None = None
     sources: list[str] = []
     if located.run is not None:
@@ -250,11 +250,13 @@ def _report(plan: _Plan, request: AttackRequest, ds, target_info: dict, result, 
     lo, hi = (float(v) for v in ds.input_range)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "kind": "tinyharden attack",
         "tool": "tinyharden attack",
         "created": utc_now(),
         "name": request.name,
         "target": target_info,
-        "data": {"dataset": ds.name, "split": request.split, "path": plan.data_spec.path, "n": int(n), "first_n": True, "data_seed": plan.data_seed,
+        "data": {"dataset": ds.name, "split": request.split, "path": plan.data_spec.path, "n": int(n),
+                 "requested_n": plan.spec.n, "first_n": True, "data_seed": plan.data_seed,
                  "input_range": [lo, hi], "space": plan.space, "units": "eps and norms are in [0,1] data units: "
                  "(x - lo) / (hi - lo) of the dataset's input_range"},
         **result.report,
@@ -269,7 +271,19 @@ def _report(plan: _Plan, request: AttackRequest, ds, target_info: dict, result, 
     report["gate"] = None if bar is None else {"fail_under": bar, "value": result.robust_accuracy,
                                                "passed": result.robust_accuracy >= bar}
     report["versions"] = package_versions()
+    report["flags"] = _flags(report, target_info)
     return report
+
+
+def _flags(report: dict, target_info: dict) -> list[dict]:
+    """What makes the figures suspect beyond the masking checks: clean accuracy at chance level."""
+    from tinyharden.attacks.evaluation import near_chance
+
+    clean = report["clean"]["accuracy"]
+    flag = near_chance(clean["value"], clean["n"], int(target_info.get("num_classes") or 0))
+    if flag is not None:
+        flag["input_range"] = target_info.get("input_range")
+    return [flag] if flag else []
 
 
 def _save_examples(folder: RunFolder, ds, y, n: int, examples: dict, report: dict) -> dict:

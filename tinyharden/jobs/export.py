@@ -95,6 +95,7 @@ def _parity(model, twin, micro, dataset: Dataset, data_range, model_range, *, li
     keras_acc, micro_acc = _accuracy(keras_pred, y_test), _accuracy(micro_pred, y_test)
     return {
         "samples": int(len(y_test)),
+        "requested": limit,  # None: the whole split; more than `samples`: the split was shorter
         "keras_accuracy": round(keras_acc, 3),
         "twin_accuracy": round(_accuracy(twin_pred, y_test), 3),
         "tflite_accuracy": round(micro_acc, 3),

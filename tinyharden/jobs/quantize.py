@@ -180,6 +180,7 @@ def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str
     trainer.write_start_files()
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "kind": "tinyharden quantize",
         "status": "finetuning" if finetune_epochs else "done",
         "run": run_dir.name,
         "source": source,

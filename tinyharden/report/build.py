@@ -72,6 +72,7 @@ def build(entries: list[Entry], *, headline_eps: float | None = None, baseline: 
     results = gate_mod.check(rows, bars)
     doc = {
         "schema_version": SCHEMA_VERSION,
+        "kind": "tinyharden report",
         "tool": "tinyharden report",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "headline_eps": headline_eps,

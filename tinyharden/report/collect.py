@@ -164,6 +164,9 @@ def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
         if isinstance(check, dict) and check.get("flagged"):
             flags.append({"code": f"masking:{check.get('name', 'check')}",
                           "message": f"gradient masking? {check.get('message', check.get('name', ''))}"})
+    for flag in _opt(att, "flags", []):  # e.g. near_chance: clean accuracy at chance level (wrong input range?)
+        if isinstance(flag, dict) and isinstance(flag.get("code"), str):
+            flags.append({"code": flag["code"], "message": str(flag.get("message") or flag["code"])})
     gate = att.get("gate")
     if isinstance(gate, dict) and gate.get("passed") is False:
         flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.get('value')} "

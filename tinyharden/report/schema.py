@@ -153,6 +153,7 @@ class Gates(_Strict):
 
 class Report(_Strict):
     schema_version: Literal[1]
+    kind: Literal["tinyharden report"] = "tinyharden report"  # added later: older report.json files lack it
     tool: Literal["tinyharden report"]
     created: str
     headline_eps: Optional[float]
