@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state, warn
+from tinyharden.cli.common import err, fail, handle_errors, out, state, warn
 
 
 @handle_errors
@@ -19,7 +19,8 @@ def train(
 
     Example: tinyharden train recipes/quickstart.yaml train.epochs=2
     """
-    from tinyharden.cli.render import TrainProgress, metrics_table
+    from tinyharden.cli.progress import TrainProgress
+    from tinyharden.cli.render import metrics_table
     from tinyharden.jobs import train as jobs
     from tinyharden.recipe import load_recipe
 
@@ -28,12 +29,13 @@ def train(
     if resume is not None and (recipe is not None or overrides):
         fail("--resume takes its recipe from the run folder; drop the recipe and overrides")
     started = lambda d: err.print(f"run folder: {d}", highlight=False)  # noqa: E731
-    with TrainProgress(enabled=progress_enabled()) as progress:
+    with TrainProgress() as progress:
         if resume is not None:
-            result = jobs.resume(resume, on_progress=progress.update, on_start=started, warn=warn)
+            result = jobs.resume(resume, on_progress=progress.update, on_start=started, warn=warn,
+                                 on_epoch=progress.epoch_end)
         else:
             result = jobs.train(load_recipe(recipe, overrides or []), state.workspace, on_progress=progress.update,
-                                on_start=started)
+                                on_start=started, on_epoch=progress.epoch_end)
     out.print(metrics_table(result.metrics))
     from tinyharden.footprint import render_table
     from tinyharden.workspace import RunFolder, read_json
