@@ -65,12 +65,7 @@ def sweep(
     except KeyboardInterrupt:
         raise UserError(f"interrupted; finished cells are kept in {where}; run the same command again to "
                         "continue (finished cells are skipped, unfinished ones resume)", code=EXIT_INTERRUPTED) from None
-    if out.is_terminal:
-        out.print(render_table(doc))
-    else:  # piped or captured: no width to respect, so do not squeeze the table to 80 columns
-        from rich.console import Console
-
-        Console(width=200, highlight=False).print(render_table(doc))
+    out.print(render_table(doc))  # piped: COLUMNS or 200 wide, not squeezed to 80
     err.print(f"sweep.json: {where / 'sweep.json'}; render it with: tinyharden report {where}", highlight=False)
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     if failed:
