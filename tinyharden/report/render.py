@@ -275,7 +275,8 @@ th,td{padding:6px 8px;border-bottom:1px solid #e5e9ec;vertical-align:top;text-al
 th{background:#f3f5f7;font-weight:600;font-size:12.5px;position:sticky;top:0}
 th:nth-child(-n+3),td:nth-child(-n+3),td.flags,th.flags{text-align:left}
 td .v{display:block;white-space:pre;font-weight:600}
-td:first-child{min-width:11em;white-space:normal}td:first-child .v,td.flags .v{white-space:pre-line}
+td:first-child{min-width:11em;white-space:normal;position:sticky;left:0;background:#fff;z-index:1;box-shadow:1px 0 0 #e5e9ec}
+th:first-child{left:0;z-index:2}td:first-child .v,td.flags .v{white-space:pre-line}
 td .ci{display:block;color:#3d4a52;font-size:12px}
 td .sub{display:block;color:#6b7780;font-size:11.5px;white-space:normal;min-width:7em;max-width:14em;margin-left:auto}
 td .d{display:block;color:#1f5fa8;font-size:11.5px}
