@@ -3,7 +3,9 @@
 Not a test (pytest collects test_*.py only); run it by hand:
 
     python tests/screenshot_report.py                       # fixture runs -> /tmp/tinyharden-report.png
-    python tests/screenshot_report.py runs/x/report.html out.png
+    python tests/screenshot_report.py runs/x/report.html out.png [1280,3600]
+
+The page is shot at 1280 px wide (a laptop screen): the table must fit or scroll in its box.
 
 Needs the Debian package `chromium` (apt-get install -y chromium). Chromium is started
 with networking features off and a throwaway profile; a self-contained report needs no
@@ -42,7 +44,7 @@ def fixture_report(folder: Path) -> Path:
     return out
 
 
-def screenshot(html: Path, png: Path, size: str = "1400,1800") -> Path:
+def screenshot(html: Path, png: Path, size: str = "1280,3600") -> Path:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise SystemExit("chromium not found; install it with: apt-get install -y chromium")
@@ -61,7 +63,7 @@ def main(argv: list[str]) -> None:
     else:
         html = fixture_report(Path(tempfile.mkdtemp(prefix="tinyharden-report-")))
     png = Path(argv[1]) if len(argv) > 1 else Path(tempfile.gettempdir()) / "tinyharden-report.png"
-    screenshot(html, png)
+    screenshot(html, png, *argv[2:3])
     print(f"{html} -> {png}")
 
 

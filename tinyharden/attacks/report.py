@@ -33,6 +33,8 @@ def table(report: dict[str, Any]):
     from rich.table import Table
 
     cfg = report["config"]
+    named = dict(zip(cfg["eps"], cfg.get("eps_text") or []))  # as the user wrote them (0.5step, -40dB)
+    eps_text = lambda e: named.get(e) or fmt_eps(e)  # noqa: E731
     t = Table(title=f"{report['target']['name']} on {report['data']['dataset']}: n={report['data']['n']}, "
                     f"{cfg['norm']}, eps in [0,1] units", box=box.SIMPLE_HEAD,
               pad_edge=False, collapse_padding=True,
@@ -46,14 +48,14 @@ def table(report: dict[str, Any]):
         for i, r in enumerate(a["results"]):
             q = r.get("queries")
             med = r["perturbation"]["median"]
-            t.add_row(label if i == 0 else "", fmt_eps(r["eps"]), _pct(r["robust_accuracy"]), fmt_ci(r["robust_accuracy"]),
+            t.add_row(label if i == 0 else "", eps_text(r["eps"]), _pct(r["robust_accuracy"]), fmt_ci(r["robust_accuracy"]),
                       _pct(r["success_rate"]), "" if med is None else f"{med:.4f}",
                       "" if q is None else f"{q['per_attacked_sample']:.0f}",
                       f"{r['time_s']:.1f}" if i == 0 or not r.get("time_note") else "")
     t.add_section()
     per_eps = report["suite"]["per_eps"]
     for i, p in enumerate(per_eps):
-        t.add_row("[bold]worst case[/]" if i == 0 else "", fmt_eps(p["eps"]), f"[bold]{_pct(p['robust_accuracy'])}[/]",
+        t.add_row("[bold]worst case[/]" if i == 0 else "", eps_text(p["eps"]), f"[bold]{_pct(p['robust_accuracy'])}[/]",
                   fmt_ci(p["robust_accuracy"]), "", "", "", "")
     if len(per_eps) > 1:
         overall = report["suite"]["robust_accuracy"]

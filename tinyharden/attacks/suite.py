@@ -43,6 +43,13 @@ class SuiteConfig:
     checks: bool = True
     sanity_eps: float = 0.5
     sanity_n: int = 100
+    eps_labels: dict[float, str] = field(default_factory=dict)  # eps as the user wrote it (8/255, 0.5step)
+
+    def eps_label(self, eps: float) -> str:
+        """How progress and records name `eps`: the user's own text, else 8/255-style."""
+        from tinyharden.formatting import fmt_eps
+
+        return self.eps_labels.get(eps) or fmt_eps(eps)
 
 
 @dataclass
@@ -105,7 +112,7 @@ class _Context:
     clean_pred: np.ndarray
     correct: np.ndarray
     idx: np.ndarray
-    tick: Callable[[str], None]
+    tick: Callable[[str, int], None]  # (label, samples this step attacks)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     attack_checks: list[dict] = field(default_factory=list)  # checks an attack runs itself (autoattack's flags)
 
@@ -114,7 +121,7 @@ def _min_norm(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> d
     """A minimum-norm attack: run once at the largest eps, scored at every eps of the sweep."""
     config, x, y, correct = ctx.config, ctx.x, ctx.y, ctx.correct
     robust_by_eps: dict[float, np.ndarray] = {}
-    ctx.tick(f"{attack.name}")
+    ctx.tick(f"{attack.name}", len(ctx.idx))
     t0 = time.perf_counter()
     out = _run(attack, ctx.target, x, y, ctx.idx, eps=max(ctx.eps_list), config=config, eot=eot)
     elapsed = time.perf_counter() - t0
@@ -146,7 +153,7 @@ def _fixed_eps(ctx: _Context, attack: Attack, rec: dict, ps: dict, eot: int) -> 
     prev_robust = correct.copy()
     rec["time_s"] = 0.0
     for k, e in enumerate(ctx.eps_list):
-        ctx.tick(f"{attack.name} eps={e:.4g}")
+        ctx.tick(f"{attack.name} eps={config.eps_label(e)}", len(ctx.idx))
         t0 = time.perf_counter()
         out = _run(attack, ctx.target, x, y, ctx.idx, eps=e, config=config, eot=eot)
         elapsed = time.perf_counter() - t0
@@ -186,10 +193,10 @@ def _sanity_checks(ctx: _Context, records: list[dict], eot: int) -> list[dict]:
     checks.extend(ctx.attack_checks)
     if getattr(target, "differentiable", False) and hasattr(target, "logits"):
         sub = idx[: config.sanity_n]
-        ctx.tick("check: large-eps PGD")
+        ctx.tick(f"check: large-eps PGD (eps {config.sanity_eps:g})", len(sub))
         checks.append(masking.large_eps_pgd(target, ctx.x[sub], ctx.y[sub], eps=config.sanity_eps, eot=eot,
                                             seed=config.seed, batch_size=config.batch_size))
-        ctx.tick("check: zero gradients")
+        ctx.tick("check: zero gradients", len(sub))
         checks.append(masking.zero_gradients(target, ctx.x[sub], ctx.y[sub], batch_size=config.batch_size))
     else:
         for nm in ("large_eps_pgd", "zero_gradients"):
@@ -210,14 +217,24 @@ def _worst_cases(ctx: _Context, attacks: list[Attack], records: list[dict],
     return per_eps, overall
 
 
-def _progress_tick(progress: Callable[[str, int, int], None] | None, total: int) -> Callable[[str], None]:
+def _planned_samples(attacks: list[Attack], eps_list: list[float], attacked: int, config: SuiteConfig,
+                     target) -> int:
+    """Samples the suite will attack: each fixed-eps attack once per eps, a minimum-norm one once, the checks."""
+    total = sum(attacked * (1 if a.minimum_norm else len(eps_list)) for a in attacks)
+    if config.checks and getattr(target, "differentiable", False) and hasattr(target, "logits"):
+        total += 2 * min(config.sanity_n, attacked)
+    return total
+
+
+def _progress_tick(progress: Callable[[str, int, int], None] | None, total: int) -> Callable[[str, int], None]:
+    """tick(label, samples) as each step starts: progress hears (label, samples done before it, total)."""
     done = 0
 
-    def tick(label: str) -> None:
+    def tick(label: str, samples: int) -> None:
         nonlocal done
         if progress:
             progress(label, done, total)
-        done += 1
+        done += samples
 
     return tick
 
@@ -227,6 +244,10 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     """Attack `target` on (x, y) (x in [0, 1] units) and return the scored report.
 
         result = run_suite(KerasTarget(model), x, y, SuiteConfig(suite=["pgd"], eps=[8 / 255]))
+
+    `progress(label, done, total)` hears each step as it starts ("pgd eps=8/255") and "done"
+    at the end; done and total count samples: the correctly classified ones, once per
+    attack and eps, plus the masking checks' samples.
     """
     from tinyharden._tf import tf
 
@@ -246,7 +267,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     eot, eot_reason = plan_eot(target, x, config.eot)
     for a in attacks:  # an attack that cannot evaluate this target says so before any attack runs
         getattr(a, "refuse", lambda _t, _x: None)(target, x)
-    total = sum(1 if a.minimum_norm else len(eps_list) for a in attacks) + (2 if config.checks else 0)
+    total = _planned_samples(attacks, eps_list, int(correct.sum()), config, target)
     ctx = _Context(target, x, y, config, eps_list, clean_pred, correct, np.flatnonzero(correct),
                    _progress_tick(progress, total))
 
@@ -269,7 +290,8 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
         progress("done", total, total)
 
     report = {
-        "config": {"suite": names, "eps": eps_list, "norm": config.norm, "seed": config.seed, "policy": config.policy,
+        "config": {"suite": names, "eps": eps_list, "eps_text": [config.eps_label(e) for e in eps_list],
+                   "norm": config.norm, "seed": config.seed, "policy": config.policy,
                    "batch_size": config.batch_size, "eot": eot, "eot_reason": eot_reason,
                    "tolerance": {"relative": ev.REL_TOL, "absolute": ev.ABS_TOL},
                    "sanity": {"eps": config.sanity_eps, "samples": config.sanity_n}},

@@ -17,7 +17,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from tinyharden.cli.common import choices_option, err, handle_errors, out, progress_enabled, state, warn
+from tinyharden.cli.common import choices_option, err, handle_errors, out, state, warn
 from tinyharden.cli.parsing import parse_fraction, parse_list, parse_numbers, parse_params, parse_range
 from tinyharden.errors import GateFailed, UserError
 from tinyharden.registry import ATTACKS, DATASETS
@@ -64,7 +64,8 @@ def attack(
 
     # Everything cheap is checked before TensorFlow is imported.
     fields: dict[str, Any] = dict(
-        model=model, suite=parse_list(suite), eps=parse_numbers(_units(eps, space), "--eps"), n=_positive(n, "-n"),
+        model=model, suite=parse_list(suite), eps=parse_numbers(_units(eps, space), "--eps"), eps_text=parse_list(eps),
+        n=_positive(n, "-n"),
         norm=_choice(norm, "--norm", ("linf", "l2")), eot=_positive(eot, "--eot"), params=parse_params(param or ()),
         dataset=data, data_path=data_path, split=_choice(split, "--split", ("test", "all")), input_range=parse_range(input_range) if input_range else None,
         recipe=recipe, source=source, space=_choice(space, "--space", ("features", "waveform")), seed=seed,
@@ -73,7 +74,9 @@ def attack(
         unsafe=unsafe, name=name)
     if data is not None:
         DATASETS.check(data)
-    with AttackProgress(enabled=progress_enabled()) as prog:
+    from tinyharden.cli.progress import AttackProgress
+
+    with AttackProgress() as prog:
         outcome = attack_job(AttackRequest(**fields), state.workspace, progress=prog.update)
     show(outcome, json_out=json_out)
     bar, run_dir = outcome.bar, outcome.run_dir
@@ -127,36 +130,6 @@ def notes(outcome) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-class AttackProgress:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._p = None
-        self._task = None
-
-    def __enter__(self):
-        return self
-
-    def update(self, label: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self._p is None:  # started by the suite's first report, not while data and model load
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                               TimeElapsedColumn(), console=err, transient=True)
-            self._p.__enter__()
-        if self._task is None:
-            self._task = self._p.add_task(label, total=total)
-        self._p.update(self._task, description=f"attack: {label}", completed=done, total=total)
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
-        return False
-
 
 def _range_hint(fed, data_range) -> str:
     lo, hi = fed or data_range or (0.0, 1.0)

@@ -7,12 +7,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from typer.models import OptionInfo
 
 from tinyharden.errors import EXIT_INTERRUPTED, UserError
 
-out = Console()  # tables and results: stdout
+PIPED_WIDTH = 200  # columns of stdout when it is a pipe or a file and COLUMNS is not set
+
+
+class _ResultConsole(Console):
+    """stdout: a terminal's own width; piped or captured, COLUMNS if set, else PIPED_WIDTH.
+
+    Rich's 80-column default for a pipe squeezes wide tables (ResNet-8's footprint grew to
+    ~120 lines): a file has no width to respect, and each row should stay one line for grep.
+    """
+
+    def _size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is not None or self.is_terminal:
+            return dims
+        columns = self._environ.get("COLUMNS")
+        return ConsoleDimensions(int(columns) if columns and columns.isdigit() else PIPED_WIDTH, dims.height)
+
+    size = property(_size, Console.size.fset)  # type: ignore[attr-defined]
+
+
+out = _ResultConsole()  # tables and results: stdout
 err = Console(stderr=True)  # progress and info lines: stderr; silenced by --quiet
 alerts = Console(stderr=True)  # warnings and errors: stderr, always shown
 
@@ -86,16 +106,8 @@ def progress_enabled() -> bool:
 
 
 def wide(renderable) -> None:
-    """Print a table on stdout; piped or captured output has no width to respect, so give it room."""
-    if out.is_terminal:
-        out.print(renderable)
-        return
-    width = out.width
-    out.width = max(width, 120)
-    try:
-        out.print(renderable)
-    finally:
-        out.width = width
+    """Print a table on stdout (piped output is already wide: see `_ResultConsole`)."""
+    out.print(renderable)
 
 
 class _ChoicesOption(OptionInfo):

@@ -16,7 +16,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import choices_option, err, fail, handle_errors, out, progress_enabled, state, warn, wide
+from tinyharden.cli.common import choices_option, err, fail, handle_errors, out, state, warn, wide
 from tinyharden.cli.parsing import parse_range
 from tinyharden.registry import DATASETS, PRESETS
 
@@ -51,14 +51,14 @@ def quantize(
 
     Exit codes: 0 ok; 2 bad input or a layer it cannot quantize; 130 interrupted.
     """
-    from tinyharden.cli.render import TrainProgress
+    from tinyharden.cli.progress import TrainProgress
     from tinyharden.jobs.quantize import QuantizeRequest, quantize_job, resume_job
 
     if resume is not None:
         if any(v is not None for v in (model, preset, config, ends, finetune_epochs, recipe, data, input_range, name)) or overrides or distill:
             fail("--resume takes everything from the run folder; drop the model, options and overrides")
-        with TrainProgress(enabled=progress_enabled()) as progress:
-            result = resume_job(resume, on_progress=progress.update,
+        with TrainProgress() as progress:
+            result = resume_job(resume, on_progress=progress.update, on_epoch=progress.epoch_end,
                                 on_start=lambda d: err.print(f"resuming {d}", highlight=False))
         return _show(result.record, result.run_dir, json_out)
     if model is None:
@@ -68,10 +68,9 @@ def quantize(
                               finetune_epochs=finetune_epochs, distill=distill, recipe=recipe, dataset=data,
                               data_path=data_path, input_range=parse_range(input_range) if input_range else None,
                               name=name, unsafe=unsafe)
-    # The bar is drawn only when there are epochs to fine-tune.
-    wants_bar = progress_enabled() and (finetune_epochs != 0)
-    with TrainProgress(enabled=wants_bar) as progress:
-        result = quantize_job(request, state.workspace, on_progress=progress.update, warn=warn,
+    with TrainProgress() as progress:  # silent when there is no epoch to fine-tune
+        result = quantize_job(request, state.workspace, on_progress=progress.update, on_epoch=progress.epoch_end,
+                              warn=warn,
                               on_start=lambda d: err.print(f"run folder: {d}", highlight=False))
     _show(result.record, result.run_dir, json_out)
 

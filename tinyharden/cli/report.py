@@ -111,12 +111,7 @@ def write_report(doc: dict, fmt: str, dest: Optional[Path], plot_files: list) ->
 
     if dest is None:
         if fmt == "table":
-            if out.is_terminal:
-                out.print(render_table(doc))
-            else:  # piped or captured: no width to respect, so do not squeeze the table to 80 columns
-                from rich.console import Console
-
-                Console(width=160, highlight=False).print(render_table(doc))
+            out.print(render_table(doc))  # piped: COLUMNS or 200 wide, not squeezed to 80
         else:
             typer.echo(render(doc, fmt, plot_files), nl=False)  # raw: no Rich markup or wrapping
         return

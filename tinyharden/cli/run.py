@@ -11,7 +11,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, handle_errors, out, progress_enabled, state
+from tinyharden.cli.common import err, handle_errors, out, state
 from tinyharden.jobs.run import RunEvents
 
 Opt = typer.Option
@@ -21,11 +21,10 @@ class _Render(RunEvents):
     """Draws the stages of `run` as `train`, `attack` and `export` draw themselves."""
 
     def __init__(self, *, quiet_stdout: bool = False) -> None:
-        from tinyharden.cli.attack import AttackProgress
-        from tinyharden.cli.render import TrainProgress
+        from tinyharden.cli.progress import AttackProgress, TrainProgress
 
-        self.train_bar = TrainProgress(enabled=progress_enabled())
-        self.attack_bar = AttackProgress(enabled=progress_enabled())
+        self.train_bar = TrainProgress()
+        self.attack_bar = AttackProgress()
         self._training = False
         self.quiet_stdout = quiet_stdout  # --json: stdout holds the one JSON document only
 
@@ -43,6 +42,9 @@ class _Render(RunEvents):
 
     def train_progress(self, *args, **kwargs) -> None:
         self.train_bar.update(*args, **kwargs)
+
+    def train_epoch(self, log) -> None:
+        self.train_bar.epoch_end(log)
 
     def started(self, run_dir: Path) -> None:
         err.print(f"run folder: {run_dir}", highlight=False)

@@ -70,12 +70,8 @@ def sweep(
         from tinyharden.cli.jsonout import print_json
 
         print_json(doc)
-    elif out.is_terminal:
-        out.print(render_table(doc))
-    else:  # piped or captured: no width to respect, so do not squeeze the table to 80 columns
-        from rich.console import Console
-
-        Console(width=200, highlight=False).print(render_table(doc))
+    else:
+        out.print(render_table(doc))  # piped: COLUMNS or 200 wide, not squeezed to 80
     err.print(f"sweep.json: {where / 'sweep.json'}; render it with: tinyharden report {where}", highlight=False)
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     if failed:

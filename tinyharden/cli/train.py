@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tinyharden.cli.common import err, fail, handle_errors, out, progress_enabled, state, warn
+from tinyharden.cli.common import err, fail, handle_errors, out, state, warn
 
 
 @handle_errors
@@ -21,7 +21,7 @@ def train(
 
     Example: tinyharden train recipes/quickstart.yaml train.epochs=2
     """
-    from tinyharden.cli.render import TrainProgress
+    from tinyharden.cli.progress import TrainProgress
     from tinyharden.jobs import train as jobs
     from tinyharden.recipe import load_recipe, with_data_path
 
@@ -30,12 +30,14 @@ def train(
     if resume is not None and (recipe is not None or overrides or data_path is not None):
         fail("--resume takes its recipe (and data path) from the run folder; drop the recipe, overrides and --data-path")
     started = lambda d: err.print(f"run folder: {d}", highlight=False)  # noqa: E731
-    with TrainProgress(enabled=progress_enabled()) as progress:
+    with TrainProgress() as progress:
         if resume is not None:
-            result = jobs.resume(resume, on_progress=progress.update, on_start=started, warn=warn)
+            result = jobs.resume(resume, on_progress=progress.update, on_start=started, warn=warn,
+                                 on_epoch=progress.epoch_end)
         else:
             spec = with_data_path(load_recipe(recipe, overrides or []), data_path)
-            result = jobs.train(spec, state.workspace, on_progress=progress.update, on_start=started)
+            result = jobs.train(spec, state.workspace, on_progress=progress.update, on_start=started,
+                                on_epoch=progress.epoch_end)
     _show(result, json_out)
 
 

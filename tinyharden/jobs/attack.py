@@ -34,6 +34,8 @@ class AttackRequest(BaseModel):
     model: Path
     suite: Optional[list[str]] = None
     eps: Optional[list[float]] = None
+    eps_text: Optional[list[str]] = Field(None, description="`eps` as the user wrote it (8/255, 0.5step, -40dB), "
+                                                            "one per value: how progress and records name them")
     n: Optional[int] = Field(None, gt=0)
     norm: Optional[Literal["linf", "l2"]] = None
     eot: Optional[int] = Field(None, gt=0)
@@ -105,7 +107,7 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
     target, target_info, src = _targets(plan, ds, request)
     config = SuiteConfig(suite=list(spec.suite), eps=list(spec.eps), norm=spec.norm, eot=spec.eot,
                          params={k: dict(v) for k, v in spec.params.items()}, seed=plan.seed, policy=request.policy,
-                         batch_size=request.batch_size, checks=request.checks)
+                         batch_size=request.batch_size, checks=request.checks, eps_labels=_eps_labels(request))
     result = run_suite(target, x, y, config, source=src, progress=progress)
 
     folder = _output_folder(plan, request, workspace)
@@ -121,6 +123,15 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
 
 
 # --------------------------------------------------------------------------- resolving (no TF)
+
+def _eps_labels(request: AttackRequest) -> dict[float, str]:
+    """The request's eps by value, named as the user wrote them; eps from a recipe go unnamed (8/255 style)."""
+    if request.eps is None or request.eps_text is None:
+        return {}
+    if len(request.eps_text) != len(request.eps):
+        raise UserError(f"eps_text has {len(request.eps_text)} labels for {len(request.eps)} eps values; give one each")
+    return {float(e): t.strip() for e, t in zip(request.eps, request.eps_text)}
+
 
 def _plan(request: AttackRequest) -> _Plan:
     """Work out model, recipe, data and the attack spec from the request (no TF yet)."""

@@ -145,7 +145,7 @@ def check_fits(model, ds: Dataset, source: str) -> None:
 
 def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
              model_range: tuple[float, float] | None = None, on_progress: Callable | None = None,
-             on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
+             on_start: Callable[[Path], None] | None = None, on_epoch: Callable | None = None) -> dict[str, Any]:
     """Quantize float `model` under `recipe.quantization`, fine-tune, write the run folder; returns quantize.json."""
     from tinyharden.footprint import summarize
     from tinyharden.training import run
@@ -164,7 +164,7 @@ def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str
 
     kd = recipe.train.distill
     own_teacher = finetune_epochs and kd is not None and not kd.teacher
-    trainer = run.start(recipe, workspace, model=twin, dataset=ds, on_progress=on_progress,
+    trainer = run.start(recipe, workspace, model=twin, dataset=ds, on_progress=on_progress, on_epoch=on_epoch,
                         teacher=reference if own_teacher else None)
     run_dir = trainer.run_dir
     if on_start:
@@ -244,7 +244,7 @@ def _write(result: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def resume(run_dir: Path, *, on_progress: Callable | None = None,
-           on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
+           on_start: Callable[[Path], None] | None = None, on_epoch: Callable | None = None) -> dict[str, Any]:
     """Continue an interrupted fine-tune of a quantize run folder."""
     from tinyharden.training import run
 
@@ -261,7 +261,7 @@ def resume(run_dir: Path, *, on_progress: Callable | None = None,
 
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return _complete(result, metrics, load_recipe(run_dir / "recipe.yaml"), load_model(run_dir / "model.h5"), run_dir)
-    trainer = run.resume(run_dir, on_progress=on_progress)
+    trainer = run.resume(run_dir, on_progress=on_progress, on_epoch=on_epoch)
     if on_start:
         on_start(run_dir)
     return finish_finetune(trainer, result)
@@ -326,8 +326,8 @@ def _quant_section(request: QuantizeRequest, float_model) -> dict:
 
 
 def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Callable | None = None,
-                 on_start: Callable[[Path], None] | None = None, warn: Callable[[str], None] | None = None
-                 ) -> QuantizeResult:
+                 on_start: Callable[[Path], None] | None = None, warn: Callable[[str], None] | None = None,
+                 on_epoch: Callable | None = None) -> QuantizeResult:
     """Quantize `request.model` into a new run folder; cheap checks run before TensorFlow loads."""
     check_preset(request.preset, "--preset")
     check_preset(request.ends, "--ends")
@@ -380,7 +380,8 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
 
     try:
         record = quantize(float_model, parsed, ds, workspace, source=str(request.model), finetune_epochs=epochs,
-                          model_range=request.input_range, on_progress=on_progress, on_start=start)
+                          model_range=request.input_range, on_progress=on_progress, on_start=start,
+                          on_epoch=on_epoch)
     except KeyboardInterrupt:
         if not started or not epochs:
             raise
@@ -389,9 +390,9 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
 
 
 def resume_job(run_dir: Path, *, on_progress: Callable | None = None,
-               on_start: Callable[[Path], None] | None = None) -> QuantizeResult:
+               on_start: Callable[[Path], None] | None = None, on_epoch: Callable | None = None) -> QuantizeResult:
     try:
-        record = resume(run_dir, on_progress=on_progress, on_start=on_start)
+        record = resume(run_dir, on_progress=on_progress, on_start=on_start, on_epoch=on_epoch)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while fine-tuning; resume with: tinyharden quantize --resume {run_dir}") from None
     return QuantizeResult(record=record, run_dir=Path(run_dir))

@@ -30,11 +30,13 @@ class RunEvents:
 
     def train_progress(self, *args: Any, **kwargs: Any) -> None: ...
 
+    def train_epoch(self, log: Any) -> None: ...  # a finished epoch (training.trainer.EpochLog)
+
     def started(self, run_dir: Path) -> None: ...
 
     def trained(self, metrics: dict[str, Any]) -> None: ...
 
-    def attack_progress(self, label: str, done: int, total: int) -> None: ...
+    def attack_progress(self, label: str, done: int, total: int) -> None: ...  # done, total: samples
 
     def attacked(self, outcome: AttackOutcome) -> None: ...
 
@@ -104,7 +106,8 @@ def run(recipe: Recipe, workspace: Path, *, bars: Bars | None = None, limit: Opt
 
     events = events or RunEvents()
     events.stage("train", f"{recipe.name}: {recipe.model.name} on {recipe.data.dataset}, {recipe.train.epochs} epochs")
-    trained = train(recipe, workspace, on_progress=events.train_progress, on_start=events.started)
+    trained = train(recipe, workspace, on_progress=events.train_progress, on_start=events.started,
+                    on_epoch=events.train_epoch)
     run_dir = trained.run_dir
     events.trained(trained.metrics)
 

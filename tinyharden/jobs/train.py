@@ -34,16 +34,21 @@ def _fit(trainer, on_start: Callable[[Path], None] | None) -> TrainResult:
 
 
 def train(recipe: Recipe, workspace: Path, *, on_progress: Callable | None = None,
-          on_start: Callable[[Path], None] | None = None) -> TrainResult:
-    """Train `recipe` into a new run folder under `workspace`."""
+          on_start: Callable[[Path], None] | None = None, on_epoch: Callable | None = None) -> TrainResult:
+    """Train `recipe` into a new run folder under `workspace`.
+
+    `on_progress(epoch, step, steps, stats)` hears every step, `on_epoch(EpochLog)` every
+    finished epoch (with its validation accuracy): the caller draws them, the job never prints.
+    """
     from tinyharden.training import run
 
-    return _fit(run.start(recipe, workspace, on_progress=on_progress), on_start)
+    return _fit(run.start(recipe, workspace, on_progress=on_progress, on_epoch=on_epoch), on_start)
 
 
 def resume(run_dir: Path, *, on_progress: Callable | None = None, on_start: Callable[[Path], None] | None = None,
-           warn: Callable[[str], None] | None = None) -> TrainResult:
+           warn: Callable[[str], None] | None = None, on_epoch: Callable | None = None) -> TrainResult:
     """Continue the training in `run_dir` from its last verified checkpoint (`warn` hears of damaged ones)."""
     from tinyharden.training import run
 
-    return _fit(run.resume(run_dir, on_progress=on_progress, warn=warn or (lambda _: None)), on_start)
+    return _fit(run.resume(run_dir, on_progress=on_progress, on_epoch=on_epoch, warn=warn or (lambda _: None)),
+                on_start)

@@ -8,7 +8,7 @@ from typing import Any
 from tinyharden.errors import UserError
 from tinyharden.report import gates as gate_mod
 from tinyharden.report.collect import Entry
-from tinyharden.report.references import reference_rows
+from tinyharden.report.references import UNNAMED_ATTACK, reference_rows
 from tinyharden.report.schema import DEFINITIONS, SCHEMA_VERSION, UNITS, validate
 
 REFERENCE_MODES = ("auto", "all", "none")
@@ -66,7 +66,7 @@ def build(entries: list[Entry], *, headline_eps: float | None = None, baseline: 
     columns: list[str] = []
     for row in rows:
         for cell in row["attacks"]:
-            if cell["name"] not in columns:
+            if cell["name"] not in columns and cell["name"] != UNNAMED_ATTACK:  # shown under worst case
                 columns.append(cell["name"])
     bars = {g: (bars or {}).get(g) for g in gate_mod.GATES}
     results = gate_mod.check(rows, bars)

@@ -94,10 +94,26 @@ def _scalar_params(params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
+def eps_names(att: dict) -> dict[float, str]:
+    """attack.json's eps by value, as the user wrote them (config.eps_text), else in the space's unit
+    (config.eps_label: int8 steps, dB), else 8/255 style."""
+    cfg = att.get("config") if isinstance(att.get("config"), dict) else {}
+    eps = [float(e) for e in cfg.get("eps") or []]
+    for key in ("eps_text", "eps_label"):
+        names = cfg.get(key)
+        if isinstance(names, list) and len(names) == len(eps) and all(isinstance(n, str) for n in names):
+            return dict(zip(eps, names))
+    return {}
+
+
+def eps_name(names: dict[float, str], eps: float) -> str:
+    return next((t for e, t in names.items() if same_eps(e, eps)), None) or fmt_eps(eps)
+
+
 def budget_text(eps: float | None, norm: str | None, n: int | None, params: dict, eot: int | None,
-                minimum_norm: bool = False) -> str:
+                minimum_norm: bool = False, eps_text: str | None = None) -> str:
     """One line naming the budget behind a robust accuracy: eps, norm, samples, steps..."""
-    parts = [f"eps {fmt_eps(eps)} {norm or ''}".strip()]
+    parts = [f"eps {eps_text or fmt_eps(eps)} {norm or ''}".strip()]
     if n:
         parts.append(f"n={n}")
     # Counts are the budget (steps, restarts, queries); flags, loss names and relative step
@@ -130,36 +146,46 @@ def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
             flags.append({"code": "eps_missing", "message": f"no attack results at eps {fmt_eps(eps)} "
                           f"(attack.json has {', '.join(fmt_eps(e) for e in sweep_eps) or 'none'})"})
     clean = _attack_proportion(_need(att, "clean.accuracy", ATTACK))
+    names, space = eps_names(att), _opt(att, "data.space", "features")
+    point = lambda e, p: {"eps": e, "label": eps_name(names, e), **p}  # noqa: E731
     cells, sweeps = [], []
     for a in records:
         name = _need(a, "name", ATTACK)
         results = a.get("results") or []
         params = _scalar_params(a.get("params"))
         a_norm = a.get("eval_norm") or norm
-        points = [{"eps": 0.0, **clean}]
+        points = [{"eps": 0.0, "label": "0", **clean}]
         for r in results:
-            points.append({"eps": float(_need(r, "eps", ATTACK)), **_attack_proportion(_need(r, "robust_accuracy", ATTACK))})
-        sweeps.append({"attack": name, "points": points})
+            points.append(point(float(_need(r, "eps", ATTACK)), _attack_proportion(_need(r, "robust_accuracy", ATTACK))))
+        sweeps.append({"attack": name, "space": space, "points": points})
         hit = next((r for r in results if headline is not None and same_eps(float(r["eps"]), headline)), None)
         if hit is None:
             continue
         cells.append({**_attack_proportion(hit["robust_accuracy"]), "name": name, "kind": a.get("kind"),
                       "eps": float(hit["eps"]), "norm": a_norm, "params": params, "eot": a.get("eot"),
                       "budget": budget_text(float(hit["eps"]), a_norm, n, params, a.get("eot"),
-                                            bool(a.get("minimum_norm")))})
+                                            bool(a.get("minimum_norm")), eps_name(names, float(hit["eps"])))})
     worst = None
     per_eps = _opt(att, "suite.per_eps", [])
     if per_eps:
-        sweeps.append({"attack": "worst case", "points": [{"eps": 0.0, **clean}] + [
-            {"eps": float(p["eps"]), **_attack_proportion(p["robust_accuracy"])} for p in per_eps]})
+        sweeps.append({"attack": "worst case", "space": space, "points": [{"eps": 0.0, "label": "0", **clean}] + [
+            point(float(p["eps"]), _attack_proportion(p["robust_accuracy"])) for p in per_eps]})
     p = next((p for p in per_eps if headline is not None and same_eps(float(p["eps"]), headline)), None)
     if p is None and headline is not None and len(sweep_eps) == 1 and _opt(att, "suite.robust_accuracy"):
         p = {"eps": headline, "robust_accuracy": att["suite"]["robust_accuracy"]}
     if p is not None:
-        names = _opt(att, "config.suite", [c["name"] for c in cells])
+        suite = _opt(att, "config.suite", [c["name"] for c in cells])
         worst = {**_attack_proportion(p["robust_accuracy"]), "eps": float(p["eps"]), "norm": norm,
-                 "strongest_attack": p.get("strongest_attack"), "attacks": list(names),
-                 "budget": budget_text(float(p["eps"]), norm, n, {}, None) + f", {len(names)} attacks"}
+                 "strongest_attack": p.get("strongest_attack"), "attacks": list(suite),
+                 "budget": budget_text(float(p["eps"]), norm, n, {}, None, eps_text=eps_name(names, float(p["eps"])))
+                 + f", {len(suite)} attacks"}
+    return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags + _attack_flags(att), "clean": clean,
+            "dataset": _opt(att, "data.dataset"), "model": _opt(att, "target.name")}
+
+
+def _attack_flags(att: dict) -> list[dict[str, str]]:
+    """The masking checks that fired and a failed --fail-under gate."""
+    flags = []
     for check in _opt(att, "masking.checks", []):
         if isinstance(check, dict) and check.get("flagged"):
             flags.append({"code": f"masking:{check.get('name', 'check')}",
@@ -171,8 +197,7 @@ def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
     if isinstance(gate, dict) and gate.get("passed") is False:
         flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.get('value')} "
                       f"below --fail-under {gate.get('fail_under')}"})
-    return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags, "clean": clean,
-            "dataset": _opt(att, "data.dataset"), "model": _opt(att, "target.name")}
+    return flags
 
 
 def _export_part(exp: dict) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """PNG plots of a report (matplotlib, Agg backend: no display needed).
 
 - robust_vs_eps: each measured model's robust accuracy against eps, one line per attack
-  and a bold worst case with its 95% band (from the sweeps in attack.json);
+  and a bold worst case with its 95% band (from the sweeps in attack.json); one plot per
+  input space (features, waveform), since their eps do not compare, ticks named as the
+  attack was given them (8/255, 0.5step, -40dB);
 - accuracy_vs_footprint: clean and worst-case accuracy against flash (or packed weight
-  bytes when nothing was exported), published figures as hollow markers;
+  bytes when nothing was exported) in KiB, published figures as hollow markers;
 - training_curves: accuracy and loss per epoch from metrics.json's history.
 
 A plot with nothing to show is not written. Files are written atomically.
@@ -37,46 +39,91 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _robust_vs_eps(plt, rows: list[dict], path: Path) -> Path | None:
-    rows = [r for r in rows if r["kind"] == "measured" and r["sweeps"]]
+SPACE_TITLES = {"features": "model inputs (images, MFCC features)",
+                "waveform": "raw waveform, through the MFCC front end"}
+
+
+def _eps_ticks(ax, labels: dict[float, str]) -> None:
+    """One tick per eps of the sweeps, named as the attack was given them; ticks closer than 4% of
+    the axis to the one before are left unlabelled, and labels are slanted so long ones
+    ("-40.0 dB") do not run into each other."""
+    ordered = sorted(labels)
+    lo, hi = ax.get_xlim()
+    gap = 0.04 * (hi - lo)
+    kept: list[float] = []
+    for t in ordered:
+        if not kept or t - kept[-1] >= gap:
+            kept.append(t)
+    ax.set_xticks(kept, [labels[t] for t in kept], rotation=35, ha="right", rotation_mode="anchor")
+
+
+def _sweep_lines(ax, row: dict, color, labels: dict[float, str]) -> None:
+    """A row's attacks as thin lines, its worst case bold with its 95% band."""
+    attacks = [s for s in row["sweeps"] if s["attack"] != "worst case"]
+    for j, s in enumerate(attacks):
+        xs = [p["eps"] for p in s["points"]]
+        for p in s["points"]:
+            labels.setdefault(p["eps"], p.get("label") or (fmt_eps(p["eps"]) if p["eps"] else "0"))
+        ax.plot(xs, [100 * p["value"] for p in s["points"]], _STYLES[j % len(_STYLES)], marker=_MARKERS[j % len(_MARKERS)],
+                ms=4, lw=1.2, color=color, alpha=0.75, label=f"{row['id']}: {s['attack']}")
+    worst = next((s for s in row["sweeps"] if s["attack"] == "worst case"), None)
+    band = worst["points"] if worst and len(attacks) > 1 else (attacks[0]["points"] if attacks else [])
+    if worst and len(attacks) > 1:
+        ax.plot([p["eps"] for p in band], [100 * p["value"] for p in band], "-", lw=2.8, color=color,
+                label=f"{row['id']}: worst case")
+    if band and all(p.get("ci95") for p in band):
+        ax.fill_between([p["eps"] for p in band], [100 * p["ci95"][0] for p in band],
+                        [100 * p["ci95"][1] for p in band], color=color, alpha=0.12, lw=0)
+
+
+def _robust_vs_eps(plt, rows: list[dict], path: Path, space: str) -> Path | None:
+    """Robust accuracy against eps of the rows attacked in `space`: eps of different spaces do not compare."""
+    rows = [r for r in rows if r["kind"] == "measured" and any(s.get("space", "features") == space for s in r["sweeps"])]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ticks: set[float] = set()
+    labels: dict[float, str] = {}
     for i, row in enumerate(rows):
-        color = colors[i % len(colors)]
-        attacks = [s for s in row["sweeps"] if s["attack"] != "worst case"]
-        for j, s in enumerate(attacks):
-            xs = [p["eps"] for p in s["points"]]
-            ys = [100 * p["value"] for p in s["points"]]
-            ticks.update(xs)
-            ax.plot(xs, ys, _STYLES[j % len(_STYLES)], marker=_MARKERS[j % len(_MARKERS)], ms=4, lw=1.2,
-                    color=color, alpha=0.75, label=f"{row['id']}: {s['attack']}")
-        worst = next((s for s in row["sweeps"] if s["attack"] == "worst case"), None)
-        if worst and len(attacks) > 1:
-            pts = worst["points"]
-            xs = [p["eps"] for p in pts]
-            ax.plot(xs, [100 * p["value"] for p in pts], "-", lw=2.8, color=color, label=f"{row['id']}: worst case")
-            if all(p.get("ci95") for p in pts):
-                ax.fill_between(xs, [100 * p["ci95"][0] for p in pts], [100 * p["ci95"][1] for p in pts],
-                                color=color, alpha=0.12, lw=0)
-        elif attacks and all(p.get("ci95") for p in attacks[0]["points"]):
-            pts = attacks[0]["points"]
-            ax.fill_between([p["eps"] for p in pts], [100 * p["ci95"][0] for p in pts],
-                            [100 * p["ci95"][1] for p in pts], color=color, alpha=0.12, lw=0)
-    ordered = sorted(ticks)
-    if len(ordered) <= 10:
-        ax.set_xticks(ordered, [fmt_eps(t) if t else "0" for t in ordered])
-    ax.set_xlabel("eps ([0, 1] data units)")
+        _sweep_lines(ax, {**row, "sweeps": [s for s in row["sweeps"] if s.get("space", "features") == space]},
+                     colors[i % len(colors)], labels)
+    _eps_ticks(ax, labels)
+    ax.set_xlabel("eps ([0, 1] data units; ticks as the attack was given them)")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title("Robust accuracy against eps")
+    ax.set_title(f"Robust accuracy against eps: {SPACE_TITLES.get(space, space)}")
     ax.grid(alpha=0.3)
     _legend(ax)
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def _spaces(rows: list[dict]) -> list[str]:
+    found = {s.get("space") or "features" for r in rows if r["kind"] == "measured" for s in r["sweeps"]}
+    return [sp for sp in ("features", "waveform") if sp in found] + sorted(found - {"features", "waveform"})
+
+
+def _size_axis(ax, xs: list[float], label: str) -> None:
+    """Footprint in KiB, every tick a plain number (4, 20, 100, not 3x10^1): log scale only when
+    the sizes span more than a factor of 8, with ticks at 1-2-5 steps."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
+
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    lo, hi = min(xs), max(xs)
+    if hi > 8 * lo:
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.5, hi * 1.5)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_locator(NullLocator())
+        label += ", log scale"
+    else:
+        pad = max(0.15 * (hi - lo), 0.1 * hi)
+        ax.set_xlim(max(0.0, lo - pad), hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel(label)
 
 
 def _accuracy_vs_footprint(plt, rows: list[dict], path: Path) -> Path | None:
@@ -107,11 +154,7 @@ def _accuracy_vs_footprint(plt, rows: list[dict], path: Path) -> Path | None:
                         label=f"{name}: robust" + (" (published)" if published else ""))
         if len(ys) == 2:
             ax.plot([x, x], ys, color=color, lw=1, alpha=0.5)
-    ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel(label + ", log scale")
+    _size_axis(ax, [r[key] / 1024 for r in shown], label)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_title("Accuracy against footprint (o clean, ^ worst-case robust)")
@@ -164,7 +207,9 @@ def write_plots(entries: list[Entry], rows: list[dict], out_dir: Path) -> list[P
     plt = _pyplot()
     out_dir = Path(out_dir)
     written = [
-        _robust_vs_eps(plt, rows, out_dir / f"{PREFIX}robust_vs_eps.png"),
+        # one plot per input space: features keep the plain name, others add theirs (..._eps_waveform.png)
+        *(_robust_vs_eps(plt, rows, out_dir / f"{PREFIX}robust_vs_eps{'' if sp == 'features' else '_' + sp}.png", sp)
+          for sp in _spaces(rows)),
         _accuracy_vs_footprint(plt, rows, out_dir / f"{PREFIX}accuracy_vs_footprint.png"),
         _training_curves(plt, entries, out_dir / f"{PREFIX}training_curves.png"),
     ]

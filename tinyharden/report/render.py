@@ -11,6 +11,7 @@ import base64
 import csv
 import html
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,15 @@ def _accuracy(p: dict | None, sub: str = "", delta: str = "") -> Cell:
     return Cell() if not p else Cell(pct(p["value"]), sub, ci_text(p), delta)
 
 
+def worst_figure(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The worst-case figure of a row: the suite's, or a published one whose attack the study does not name."""
+    if row["worst_case"] is not None or row["kind"] != "published":
+        return row["worst_case"]
+    from tinyharden.report.references import UNNAMED_ATTACK
+
+    return next((c for c in row["attacks"] if c["name"] == UNNAMED_ATTACK), None)
+
+
 def headers(doc: dict[str, Any]) -> list[str]:
     return (["run", "dataset", "quant.", "defense", "params", "packed", "flash", "RAM (arena)", "clean"]
             + list(doc["attack_columns"]) + ["worst case", "int8 on TFLM", "flags"])
@@ -99,7 +109,7 @@ def row_cells(doc: dict[str, Any], row: dict[str, Any]) -> list[Cell]:
     for name in doc["attack_columns"]:
         c = by_name.get(name)
         cells.append(_accuracy(c, c and c["budget"], _delta_points((d.get("attacks_points") or {}).get(name))))
-    wc = row["worst_case"]
+    wc = worst_figure(row)
     cells.append(_accuracy(wc, wc and _join(wc["budget"], f"strongest {wc['strongest_attack']}"
                                             if wc.get("strongest_attack") else ""),
                            _delta_points(d.get("worst_case_points"))))
@@ -240,7 +250,7 @@ def render_csv(doc: dict[str, Any]) -> str:
         for a in doc["attack_columns"]:
             c = by_name.get(a)
             line += [*values(c), blank(c and c["eps"]), c["budget"] if c else ""]
-        wc = row["worst_case"]
+        wc = worst_figure(row)
         line += [*values(wc), blank(wc and wc["eps"]), *values(ex.get("int8")), blank(ex.get("drop_points")),
                  blank(d.get("clean_points")), blank(d.get("worst_case_points")),
                  blank(d.get("flash_bytes_ratio")), blank(d.get("ram_bytes_ratio")),
@@ -265,14 +275,15 @@ th,td{padding:6px 8px;border-bottom:1px solid #e5e9ec;vertical-align:top;text-al
 th{background:#f3f5f7;font-weight:600;font-size:12.5px;position:sticky;top:0}
 th:nth-child(-n+3),td:nth-child(-n+3),td.flags,th.flags{text-align:left}
 td .v{display:block;white-space:pre;font-weight:600}
-td:first-child{min-width:11em;white-space:normal}td:first-child .v,td.flags .v{white-space:pre-line}
+td:first-child{min-width:11em;white-space:normal;position:sticky;left:0;background:#fff;z-index:1;box-shadow:1px 0 0 #e5e9ec}
+th:first-child{left:0;z-index:2}td:first-child .v,td.flags .v{white-space:pre-line}
 td .ci{display:block;color:#3d4a52;font-size:12px}
 td .sub{display:block;color:#6b7780;font-size:11.5px;white-space:normal;min-width:7em;max-width:14em;margin-left:auto}
 td .d{display:block;color:#1f5fa8;font-size:11.5px}
 td:nth-child(-n+3) .sub{min-width:0;margin-left:0;white-space:pre-line}
 tr.published td{background:#fbf8ef;font-style:italic;color:#58504a}
 tr.baseline td{background:#eef5ff;font-weight:600}tr.baseline td .sub{font-weight:400}
-td.flags{color:#a4470b;white-space:normal;min-width:7em;max-width:12em;overflow-wrap:anywhere}
+td.flags{color:#a4470b;white-space:normal;min-width:7em;max-width:12em;overflow-wrap:break-word}
 ul.notes{padding-left:18px;margin:6px 0}ul.notes li{margin:2px 0}
 li.fail{color:#b3261e;font-weight:600}li.pass{color:#2e7d32}li.flag{color:#a4470b}
 .gates{padding:8px 12px;border-radius:6px;margin:12px 0;font-weight:600}
@@ -284,8 +295,8 @@ footer{color:#8a959d;font-size:12px;margin-top:32px}
 """
 
 PLOT_CAPTIONS = {
-    "robust_vs_eps": "Robust accuracy against eps, per model and attack (eps 0: clean accuracy on the attacked "
-                     "samples); the band is the worst case's 95% interval.",
+    "robust_vs_eps": "Robust accuracy against eps, per model and attack, one plot per input space (eps 0: clean "
+                     "accuracy on the attacked samples); the band is the worst case's 95% interval.",
     "accuracy_vs_footprint": "Clean and worst-case robust accuracy against footprint; hollow markers are "
                              "published figures.",
     "training_curves": "Training curves from metrics.json: accuracy (train, validation) and loss per epoch.",
@@ -322,7 +333,8 @@ def render_html(doc: dict[str, Any], plot_files: list[Path] | None = None) -> st
         cells = compact_cells(doc, row)
         for i, c in enumerate(cells):
             cls = ' class="flags"' if i == len(cells) - 1 else ""
-            parts = [f'<span class="v">{_e(c.main)}</span>' if c.main else ""]
+            main = _e(c.main) if not cls else re.sub(r"([:_])", r"\1<wbr>", _e(c.main))  # flag codes break at : and _
+            parts = [f'<span class="v">{main}</span>' if c.main else ""]
             parts += [f'<span class="{k}">{_e(v)}</span>' for k, v in (("ci", c.ci), ("sub", c.sub), ("d", c.delta)) if v]
             out.append(f"<td{cls}>{''.join(parts)}</td>")
         out.append("</tr>")

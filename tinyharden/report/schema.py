@@ -30,7 +30,8 @@ DEFINITIONS = {
                "resisted the attack at that eps and every smaller one",
     "worst_case": "the suite's worst case at the headline eps: correct clean and under every attack",
     "headline_eps": "the eps the attack columns show; null means the largest eps of each run's sweep",
-    "sweeps": "robust accuracy against eps per attack; eps 0 is clean accuracy on the attacked samples",
+    "sweeps": "robust accuracy against eps per attack and input space; eps 0 is clean accuracy on the attacked "
+              "samples; label is the eps as the attack command was given it",
 }
 
 
@@ -76,10 +77,12 @@ class WorstCase(Proportion):
 
 class SweepPoint(Proportion):
     eps: float = Field(ge=0)
+    label: Optional[str] = None  # the eps as the user wrote it (8/255, 0.5step, -40dB)
 
 
 class Sweep(_Strict):
     attack: str
+    space: Optional[str] = None  # the attacked input space: features (images, MFCCs) or waveform
     points: list[SweepPoint]
 
 

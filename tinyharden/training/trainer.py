@@ -132,8 +132,10 @@ class Trainer:
     recipe: Recipe
     ds: Dataset
     run_dir: Path
-    on_progress: Callable[..., None] | None = None  # (epoch, step, steps, stats) for a progress bar
-    on_epoch: Callable[[EpochLog], None] | None = None
+    # (epoch, step, steps, stats) after every step; stats: loss, ce, reg (and reg_weights, the lambdas),
+    # acc, img_s and the run's `epochs`
+    on_progress: Callable[..., None] | None = None
+    on_epoch: Callable[[EpochLog], None] | None = None  # after each epoch's validation and checkpoint
     history: list[dict] = field(default_factory=list)
     model: object = None  # a ready model (outputting logits) to train instead of the recipe's
     teacher: object = None  # a ready distillation teacher (logits) instead of train.distill.teacher
@@ -319,7 +321,8 @@ class Trainer:
                     if self.on_progress:
                         self.on_progress(epoch, i + 1, self.steps_per_epoch,
                                          {"loss": loss, "ce": ce, "reg": regs.tolist(), "acc": correct / self.batch_size,
-                                          "img_s": (i + 1) * self.batch_size / (time.perf_counter() - t0)})
+                                          "img_s": (i + 1) * self.batch_size / (time.perf_counter() - t0),
+                                          "epochs": r.train.epochs, "reg_weights": list(self.step_cfg.jr_lambdas)})
             seconds = time.perf_counter() - t0
             t_train += seconds
             steps = max(1, self.steps_per_epoch)
