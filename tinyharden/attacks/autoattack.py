@@ -40,6 +40,7 @@ class AutoAttack(Attack):
     name = "autoattack"
     kind = WHITE_BOX
     eot_capable = True
+    precision_capable = True
 
     def __init__(self, *, steps: int = 100, targets: int = 9, fab_steps: int = 100, square_queries: int = 5000,
                  square_p_init: float = 0.8):
@@ -80,8 +81,10 @@ class AutoAttack(Attack):
         require_differentiable(target, self.name)
         x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
         self.refuse(target, x)
-        pre = [checks.softmax_like_outputs(target, x[:256]),
-               checks.ste_forward_agreement(target, x[:100], y[:100], eps=eps, norm=norm)]
+        # The checks judge the model itself: on a bfloat16 twin (attacks.precision) its float32 original.
+        f32 = getattr(target, "base", target)
+        pre = [checks.softmax_like_outputs(f32, x[:256]),
+               checks.ste_forward_agreement(f32, x[:100], y[:100], eps=eps, norm=norm)]
         if isinstance(self, AutoAttackRand):
             pre.append(checks.randomness_note(target, x))
         out = run_sequence(self.components(target, x), target, x, y, eps=eps, norm=norm, seed=seed,
