@@ -128,3 +128,20 @@ def _digits_conv(tmp_path):
     path = tmp_path / "digits_conv.h5"
     model.save(path)
     return path
+
+
+@pytest.mark.slow
+def test_bf16_apgd_and_autoattack_are_scored_in_float32(conv_target):
+    from tinyharden.attacks.suite import SuiteConfig, run_suite
+
+    target, x, y = conv_target
+    small = {"steps": 5, "targets": 2, "fab_steps": 5, "square_queries": 20}
+    cfg = SuiteConfig(suite=["apgd", "autoattack"], eps=[2 / 255], params={"apgd": {"steps": 5}, "autoattack": small},
+                      precision="mixed_bfloat16", checks=False)
+    res = run_suite(target, x[:24], y[:24], cfg)
+    for a in res.report["attacks"]:
+        assert a["precision"] == "mixed_bfloat16", a["name"]
+        adv = res.examples[f"{a['name']}_eps0"]
+        assert ev.norms(adv - x[:24], "linf").max() <= 2 / 255 * (1 + ev.REL_TOL) + ev.ABS_TOL
+        f32 = np.mean(np.argmax(target.predict(adv), -1) == y[:24])
+        assert a["results"][0]["robust_accuracy"]["value"] == pytest.approx(f32), a["name"]

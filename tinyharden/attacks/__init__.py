@@ -33,6 +33,10 @@ autoattack runs its components in sequence on the samples every earlier one left
 re-checking each stage; a model random at inference is refused with a pointer to
 autoattack-rand.
 
+`--precision mixed_bfloat16` (recipe `attack.precision`) runs fgsm, pgd, apgd and autoattack's
+APGD/FAB stages on a bfloat16 twin of the model (`precision`); every example is still
+re-predicted and scored in float32, and attack.json records each attack's precision.
+
 cw, boundary and zoo are minimum-norm attacks (run once, scored at every eps in the
 suite's norm). ZOO is slow (ART runs it one sample at a time: about 0.5 s per digits
 sample at the default budget, far more on CIFAR-10), so its default budget is a smoke

@@ -111,8 +111,12 @@ class _Engine:
 
         self.target, self.calls = target, 0
         self.gen = tf.random.Generator.from_seed(0)
-        self._init = tf.function(self._init_fn, reduce_retracing=True)
-        self._step = tf.function(self._step_fn, reduce_retracing=True)
+        # Any batch size with one trace each: a batch shrinks as its images fall, a sweep changes n.
+        img = tf.TensorSpec([None, *target.input_shape], tf.float32)
+        lab, num = tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float32)
+        self._init = tf.function(self._init_fn, input_signature=[img, lab, num])
+        self._step = tf.function(self._step_fn, input_signature=[img, img, lab, img, tf.TensorSpec([None], tf.float32),
+                                                                 tf.TensorSpec([], tf.int32)])
 
     def _scores(self, xs):
         from tinyharden._tf import tf
