@@ -126,6 +126,7 @@ CASES = [
     ("apgd", "linf", {"steps": 5}),
     ("square", "linf", {"max_iter": 30}),
     ("square", "l2", {"max_iter": 30}),  # on 16x16 images: ART's L2 tiling needs >= 10 pixels
+    ("square-art", "linf", {"max_iter": 30}),
     ("transfer", "linf", {"steps": 5}),
     ("cw", "l2", {"steps": 10, "binary_search_steps": 2}),
     ("boundary", "l2", {"steps": 20, "init_directions": 20, "init_steps": 20}),
@@ -240,7 +241,7 @@ def test_report_records_ci_success_rate_queries_and_rechecks(sweep):
     assert set(r) >= {"eps", "robust_accuracy", "robust_accuracy_run", "success_rate", "perturbation", "recheck", "time_s"}
     assert r["recheck"]["out_of_ball"] == 0 and r["recheck"]["policy"] == "clip"
     square = next(a for a in sweep["attacks"] if a["name"] == "square")
-    assert square["implementation"]["library"] == "art" and square["results"][0]["queries"]["total"] > 0
+    assert square["implementation"]["library"] == "tinyharden" and square["results"][0]["queries"]["total"] > 0
 
 
 def test_rounding_without_straight_through_gradient_raises_the_masking_flag(tfk, digits_model, digits):

@@ -219,6 +219,9 @@ class AttackSpec(_Section):
     norm: Literal["linf", "l2"] = "linf"
     eot: int | None = Field(None, gt=0, le=1000)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-attack budget overrides")
+    precision: Literal["float32", "mixed_bfloat16"] = Field(
+        "float32", description="what white-box attacks (fgsm, pgd, apgd, autoattack) compute in; every example is "
+                               "re-predicted and scored in float32")
 
     @model_validator(mode="after")
     def _linf_within_range(self) -> "AttackSpec":

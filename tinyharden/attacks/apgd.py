@@ -20,6 +20,7 @@ class APGD(Attack):
     kind = WHITE_BOX
     library = "art"
     eot_capable = True
+    precision_capable = True
 
     def __init__(self, *, steps: int = 100, restarts: int = 1, rel_step: float = 2.0):
         if steps < 1 or restarts < 1 or rel_step <= 0:

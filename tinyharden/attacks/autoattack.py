@@ -16,7 +16,8 @@ an example outside the eps ball or [0, 1] is a failure) and re-predicted before 
 is dropped from the sequence; the suite then re-checks the final examples once more, so
 the per-sample worst case is tinyharden's figure, never a library's success flag.
 APGD and FAB are tinyharden's in-graph engines (`apgd_graph`, `fab_graph`); Square is
-ART's `SquareAttack` (`attacks.square`). Gradients through quantizers are whatever the
+tinyharden's compiled Linf Square (`attacks.square_graph`; L2 through ART's
+`SquareAttack`), always on the float32 model. Gradients through quantizers are whatever the
 model's quantizers define: QKeras and tinyharden's quantizers use the straight-through
 estimator, so this is BPDA; `autoattack_checks.ste_forward_agreement` flags a model whose
 STE gradients do not predict its forward pass.
@@ -40,6 +41,7 @@ class AutoAttack(Attack):
     name = "autoattack"
     kind = WHITE_BOX
     eot_capable = True
+    precision_capable = True
 
     def __init__(self, *, steps: int = 100, targets: int = 9, fab_steps: int = 100, square_queries: int = 5000,
                  square_p_init: float = 0.8):
@@ -53,7 +55,7 @@ class AutoAttack(Attack):
 
     def algorithm(self) -> str:
         return ("AutoAttack standard (Croce & Hein 2020): APGD-CE, APGD-T (DLR), FAB-T in-graph; "
-                "Square via art.attacks.evasion.SquareAttack; sequential on still-robust samples")
+                "Square compiled (Linf; L2 via art.attacks.evasion.SquareAttack); sequential on still-robust samples")
 
     def components(self, target, x) -> list[tuple[str, object]]:
         k = min(self.targets, target.num_classes - 1)
@@ -80,8 +82,10 @@ class AutoAttack(Attack):
         require_differentiable(target, self.name)
         x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
         self.refuse(target, x)
-        pre = [checks.softmax_like_outputs(target, x[:256]),
-               checks.ste_forward_agreement(target, x[:100], y[:100], eps=eps, norm=norm)]
+        # The checks judge the model itself: on a bfloat16 twin (attacks.precision) its float32 original.
+        f32 = getattr(target, "base", target)
+        pre = [checks.softmax_like_outputs(f32, x[:256]),
+               checks.ste_forward_agreement(f32, x[:100], y[:100], eps=eps, norm=norm)]
         if isinstance(self, AutoAttackRand):
             pre.append(checks.randomness_note(target, x))
         out = run_sequence(self.components(target, x), target, x, y, eps=eps, norm=norm, seed=seed,
@@ -195,8 +199,10 @@ def _targeted(target, x, y, k, engine, steps, *, eps, norm, seed, eot, batch_siz
 
 
 def _square(target, x, y, queries, p_init, *, eps, norm, seed, eot, batch_size):
-    from tinyharden.attacks.square import Square
+    from tinyharden.attacks.square_graph import SquareGraph
 
-    out = Square(max_iter=queries, p_init=p_init).run(target, x, y, eps=eps, norm=norm, seed=seed,
+    # Accepting a square on a margin change smaller than bf16's rounding would be noise: float32.
+    target = getattr(target, "base", target)
+    out = SquareGraph(max_iter=queries, p_init=p_init).run(target, x, y, eps=eps, norm=norm, seed=seed,
                                                      batch_size=batch_size)
     return out.x_adv, {"queries": int(out.queries or 0)}

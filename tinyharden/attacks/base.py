@@ -44,6 +44,8 @@ class Attack:
         (CW, boundary, ZOO); it runs once and is scored at every eps of the sweep.
     norms: the norms the attack supports; a minimum-norm attack lists the one it minimizes.
     library: "tinyharden", "foolbox" or "art"; recorded with the version.
+    precision_capable: True if the attack computes through `target.logits` and may be handed
+        a bfloat16 twin of the target (`attacks.precision`); its examples are scored in float32.
     """
 
     name: ClassVar[str]
@@ -52,6 +54,7 @@ class Attack:
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
     library: ClassVar[str] = "tinyharden"
     eot_capable: ClassVar[bool] = False
+    precision_capable: ClassVar[bool] = False
 
     def params(self) -> dict[str, Any]:
         """The attack's budget, as passed or defaulted; recorded in attack.json."""

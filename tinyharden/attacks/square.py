@@ -1,4 +1,6 @@
-"""Square attack (ART's `SquareAttack`): score-based black-box, Linf or L2.
+"""Square attack (ART's `SquareAttack`) as `square-art`: score-based black-box, Linf or L2.
+
+`square` is tinyharden's compiled Linf version (`square_graph`), which hands L2 to this one.
 
 Andriushchenko et al. (2020): random square-shaped updates accepted when they lower
 the margin loss. Needs only `Target.predict`, so it runs on `.tflite` targets too.
@@ -19,7 +21,7 @@ from tinyharden.errors import UserError
 class Square(Attack):
     """Square attack with a per-sample iteration budget."""
 
-    name = "square"
+    name = "square-art"
     kind = BLACK_BOX
     library = "art"
 

@@ -43,6 +43,7 @@ class SuiteConfig:
     checks: bool = True
     sanity_eps: float = 0.5
     sanity_n: int = 100
+    precision: str = "float32"  # what white-box attacks compute in (attacks.precision); scoring is always float32
     eps_labels: dict[float, str] = field(default_factory=dict)  # eps as the user wrote it (8/255, 0.5step)
 
     def eps_label(self, eps: float) -> str:
@@ -93,6 +94,10 @@ def validate_config(config: SuiteConfig, target, attacks: list[Attack]) -> None:
         raise UserError(f"--policy must be clip or reject, got '{config.policy}'")
     if config.norm not in ("linf", "l2"):
         raise UserError(f"--norm must be linf or l2, got '{config.norm}'")
+    from tinyharden.attacks.precision import PRECISIONS
+
+    if config.precision not in PRECISIONS:
+        raise UserError(f"attack precision must be {' or '.join(PRECISIONS)}, got '{config.precision}'")
     from tinyharden.attacks.target import require_differentiable
 
     for a in attacks:
@@ -182,7 +187,13 @@ def _attack_record(attack: Attack, config: SuiteConfig, eot: int) -> dict:
     return {"name": attack.name, "kind": attack.kind, "implementation": attack.implementation(),
             "params": attack.params(), "minimum_norm": attack.minimum_norm,
             "attack_norm": attack.norms[0] if attack.minimum_norm else config.norm,
-            "eval_norm": config.norm, "eot": eot, "results": []}
+            "eval_norm": config.norm, "eot": eot, "precision": _precision(attack, config),
+            "scored_in": "float32", "results": []}
+
+
+def _precision(attack: Attack, config: SuiteConfig) -> str:
+    """What `attack` computes in: the configured precision if it can use it, else float32."""
+    return config.precision if attack.precision_capable else "float32"
 
 
 def _sanity_checks(ctx: _Context, records: list[dict], eot: int) -> list[dict]:
@@ -293,6 +304,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
         "config": {"suite": names, "eps": eps_list, "eps_text": [config.eps_label(e) for e in eps_list],
                    "norm": config.norm, "seed": config.seed, "policy": config.policy,
                    "batch_size": config.batch_size, "eot": eot, "eot_reason": eot_reason,
+                   "precision": config.precision,
                    "tolerance": {"relative": ev.REL_TOL, "absolute": ev.ABS_TOL},
                    "sanity": {"eps": config.sanity_eps, "samples": config.sanity_n}},
         "clean": {"accuracy": ev.proportion(correct), "attacked": int(len(ctx.idx))},
@@ -311,9 +323,13 @@ def _run(attack: Attack, target, x, y, idx, *, eps, config: SuiteConfig, eot: in
     """Run `attack` on the samples `idx` only; others keep their clean input."""
     from tinyharden.attacks.base import AttackOutput
 
+    from tinyharden.attacks.precision import attack_target
+
     x_adv = x.copy()
     if len(idx) == 0:
         return AttackOutput(x_adv, queries=0 if attack.kind != WHITE_BOX else None)
+    # The caller re-predicts the returned examples with `target` (float32) whatever this computed in.
+    target = attack_target(target, _precision(attack, config))
     with sampling_context(target, eot):
         out = attack.run(target, x[idx], y[idx], eps=eps, norm=config.norm, seed=config.seed, eot=eot,
                          batch_size=config.batch_size)

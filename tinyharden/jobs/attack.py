@@ -39,6 +39,7 @@ class AttackRequest(BaseModel):
     n: Optional[int] = Field(None, gt=0)
     norm: Optional[Literal["linf", "l2"]] = None
     eot: Optional[int] = Field(None, gt=0)
+    precision: Optional[Literal["float32", "mixed_bfloat16"]] = Field(None, description="white-box attacks' compute precision")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-attack budgets, beat the recipes'")
     dataset: Optional[str] = Field(None, description="dataset of a bare model file")
     data_path: Optional[Path] = None
@@ -107,7 +108,8 @@ def attack(request: AttackRequest, workspace: Path, *, progress: Progress | None
     target, target_info, src = _targets(plan, ds, request)
     config = SuiteConfig(suite=list(spec.suite), eps=list(spec.eps), norm=spec.norm, eot=spec.eot,
                          params={k: dict(v) for k, v in spec.params.items()}, seed=plan.seed, policy=request.policy,
-                         batch_size=request.batch_size, checks=request.checks, eps_labels=_eps_labels(request))
+                         batch_size=request.batch_size, checks=request.checks, eps_labels=_eps_labels(request),
+                         precision=spec.precision)
     result = run_suite(target, x, y, config, source=src, progress=progress)
 
     folder = _output_folder(plan, request, workspace)
@@ -185,7 +187,7 @@ def _attack_spec(request: AttackRequest, run_recipe: Recipe | None, user_recipe:
     for r in (run_recipe, user_recipe):
         if r is not None and r.attack is not None:
             base.update(r.attack.model_dump(exclude_unset=True))
-    fields = {k: getattr(request, k) for k in ("suite", "eps", "n", "norm", "eot") if getattr(request, k) is not None}
+    fields = {k: getattr(request, k) for k in ("suite", "eps", "n", "norm", "eot", "precision") if getattr(request, k) is not None}
     params = {k: dict(v) for k, v in base.get("params", {}).items()}
     for name, kv in request.params.items():
         params.setdefault(name, {}).update(kv)

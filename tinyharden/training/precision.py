@@ -10,6 +10,7 @@ float32 twin carrying the trained weights: export, attack and report never see b
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 from tinyharden._tf import keras
 
@@ -27,19 +28,20 @@ def policy(name: str):
         keras.mixed_precision.set_global_policy(before)
 
 
-def recast(model, name: str):
+def recast(model, name: str, *, keep_float32: Collection[str] = ()):
     """A copy of `model` with its weights whose layers compute under the dtype policy `name`.
 
     For ready models (a loaded file, a `quantize` twin) that no recipe can rebuild: their
     layers carry the dtype they were built with, so a global policy alone would not reach
-    them. Inputs keep their dtype; quantizers are tinyharden's (float32 arithmetic).
+    them. Inputs keep their dtype; quantizers are tinyharden's (float32 arithmetic). The
+    layers named in `keep_float32` keep computing in float32.
     """
     from tinyharden.models.loading import adopt_quantizers
     from tinyharden.quantization.quantizers import custom_objects
 
     def clone(layer):
         config = layer.get_config()
-        config["dtype"] = name
+        config["dtype"] = "float32" if layer.name in keep_float32 else name
         return type(layer).from_config(config)
 
     with keras.utils.custom_object_scope(custom_objects()):
