@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError,
+                      WrapValidator, field_validator, model_validator)
 
 from tinyharden.errors import UserError
 from tinyharden.registry import DATASETS, PRESETS
@@ -39,21 +40,76 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+DEFAULT_DATASET = "digits"
+
+
 class DataSpec(_Section):
-    dataset: Annotated[str, AfterValidator(_known_dataset)] = "digits"
+    """The `data:` section, as a union over the registered datasets with `dataset` the discriminator.
+
+        DataSpec(dataset="speech_commands", space="waveform")   # -> a SpeechCommandsSpec
+
+    This class holds the keys every dataset takes; each dataset's own keys live on its subclass,
+    beside its loader, named by its registry entry (`spec=`). Constructing `DataSpec(...)` and
+    validating a recipe's `data:` mapping both pick that subclass, so `space: waveform` on a
+    cifar10 recipe is an unknown key that names the dataset it belongs to.
+    """
+
+    dataset: Annotated[str, AfterValidator(_known_dataset)] = DEFAULT_DATASET
     path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     limit_train: int | None = Field(None, gt=0, le=10_000_000)
     limit_test: int | None = Field(None, gt=0, le=10_000_000)
-    # speech_commands and digits
-    test_path: str | None = Field(None, description="speech_commands: a second folder whose clips are the whole test split")
-    fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "DataSpec":
+        if cls is DataSpec:
+            cls = spec_class(kwargs.get("dataset", DEFAULT_DATASET))
+        return super().__new__(cls)
+
+    @classmethod
+    def specialize(cls, raw: Any) -> type["DataSpec"]:
+        """The class that validates the mapping `raw` (by its `dataset`)."""
+        return spec_class(raw.get("dataset", DEFAULT_DATASET)) if isinstance(raw, dict) else cls
+
+
+class KFoldSpec(DataSpec):
+    """Keys of datasets with a k-fold split (the registry entry's `folds=` says how it is drawn)."""
+
+    fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation: which fold is the test split")
     folds: int = Field(5, ge=2, le=100)
-    space: Literal["features", "waveform"] = "features"
-    # synthetic
-    shape: list[Annotated[int, Field(gt=0, le=1024)]] = Field(default_factory=lambda: [8, 8, 1], min_length=1, max_length=4)
-    num_classes: int = Field(10, ge=2, le=10_000)
-    samples: int = Field(512, gt=0, le=1_000_000)
+
+
+def spec_class(dataset: Any) -> type[DataSpec]:
+    """The DataSpec subclass registered for `dataset`; the common keys for an unknown or spec-less one."""
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        return DataSpec
+    return DATASETS.attribute(dataset, "spec", DataSpec)
+
+
+def _owners(key: str) -> list[str]:
+    """The registered datasets whose `data:` section takes `key`."""
+    return [n for n in DATASETS.names() if key in spec_class(n).model_fields]
+
+
+# Keys of the single flat DataSpec that every resolved recipe.yaml held before the split
+# (run folders, shipped pretrained models), with their values there. Such a file carries the
+# other datasets' keys at these defaults; they are dropped, anything else stays an error.
+_FLAT_DEFAULTS = {"test_path": None, "fold": None, "folds": 5, "space": "features", "shape": [8, 8, 1],
+                  "num_classes": 10, "samples": 512}
+
+
+def _data_section(value: Any, handler: Any) -> DataSpec:
+    if not isinstance(value, dict):
+        return handler(value)
+    cls = DataSpec.specialize(value)
+    if cls is DataSpec and value.get("dataset", DEFAULT_DATASET) not in DATASETS:
+        return handler(value)  # the base class words the unknown-dataset error (choices, did-you-mean)
+    if _FLAT_DEFAULTS.keys() <= value.keys():
+        value = {k: v for k, v in value.items()
+                 if k in cls.model_fields or k not in _FLAT_DEFAULTS or v != _FLAT_DEFAULTS[k]}
+    return cls.model_validate(value)
+
+
+DataSection = Annotated[SerializeAsAny[DataSpec], WrapValidator(_data_section)]
 
 
 class ModelSpec(_Section):
@@ -238,7 +294,7 @@ class ExportSpec(_Section):
 class Recipe(_Section):
     name: str = "run"
     seed: int = Field(0, ge=0, le=2**31 - 1, description="every random choice derives from it")
-    data: DataSpec = Field(default_factory=DataSpec)
+    data: DataSection = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -252,10 +308,11 @@ class Recipe(_Section):
 
 # --------------------------------------------------------------------------- loading
 
-def _section_model(path: tuple) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at `path` (for 'did you mean')."""
+def _section_model(path: tuple, raw: Any = None) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path` of the recipe mapping `raw` (for 'did you mean')."""
     model: Any = Recipe
     for part in path:
+        raw = _child(raw, part)
         if isinstance(part, int):
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -265,7 +322,17 @@ def _section_model(path: tuple) -> type[BaseModel] | None:
         if field is None:
             return None
         model = _inner_model(field.annotation)
+        if hasattr(model, "specialize"):
+            model = model.specialize(raw)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _child(raw: Any, part: Any) -> Any:
+    if isinstance(raw, dict):
+        return raw.get(part)
+    if isinstance(raw, list) and isinstance(part, int) and 0 <= part < len(raw):
+        return raw[part]
+    return None
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -285,7 +352,7 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
+def _format_error(err: dict, source: str, lines: dict[tuple, int], raw: Any = None) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     line = None
@@ -295,9 +362,13 @@ def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
             break
     where = f"{source}:{line}" if line else source
     if err["type"] == "extra_forbidden":
-        parent = _section_model(loc[:-1])
+        parent = _section_model(loc[:-1], raw)
         key = str(loc[-1])
         hint = ""
+        if parent is not None and issubclass(parent, DataSpec) and (owners := _owners(key)):
+            dataset = _child(_child(raw, "data"), "dataset") or DEFAULT_DATASET
+            return (f"{where}: unknown key '{dotted}' for dataset {dataset}: it belongs to {' and '.join(owners)}; "
+                    "remove it or change data.dataset")
         if parent is not None:
             valid = _valid_keys(parent)
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
@@ -320,7 +391,7 @@ def validate(data: Any, *, source: str = "<recipe>", lines: dict[tuple, int] | N
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise UserError(_format_error(first, source, lines or {}) + suffix) from None
+        raise UserError(_format_error(first, source, lines or {}, data) + suffix) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

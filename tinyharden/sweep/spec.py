@@ -149,7 +149,7 @@ def validate_cell(data: dict[str, Any], where: str) -> Recipe:
     """Validate one cell's recipe mapping; errors name the sweep file's line."""
     recipe = validate(data, source=where)
     d = recipe.data
-    if d.fold is not None and d.fold >= d.folds:
+    if getattr(d, "fold", None) is not None and d.fold >= d.folds:
         raise UserError(f"{where}: data.fold {d.fold} is not below data.folds {d.folds}; "
                         f"sweep folds 0..{d.folds - 1} or raise data.folds")
     return recipe
