@@ -123,7 +123,7 @@ OLD_RECIPES = sorted([*RECIPES.glob("*.yaml"), *(ROOT / "tinyharden" / "pretrain
 
 @pytest.mark.parametrize("path", OLD_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_recipe_loads_unchanged_into_its_datasets_spec(path, tmp_path):
-    from tinyharden.recipe import spec_class
+    from tinyharden.dataspec import spec_class
     from tinyharden.safe_yaml import load_bounded
 
     r = load_recipe(path)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, ValidationError,
-                      WrapValidator, field_validator, model_validator)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tinyharden.dataspec import DEFAULT_DATASET, DataSection, DataSpec, Section as _Section
+from tinyharden.dataspec import owners as owners_of
 from tinyharden.errors import UserError
-from tinyharden.registry import DATASETS, PRESETS
+from tinyharden.registry import PRESETS
 from tinyharden.quantizer_expr import check_quantizer
 from tinyharden.safe_yaml import load_bounded, parse_cli_value
 
@@ -36,80 +37,6 @@ def parse_number(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(parse_number)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-DEFAULT_DATASET = "digits"
-
-
-class DataSpec(_Section):
-    """The `data:` section, as a union over the registered datasets with `dataset` the discriminator.
-
-        DataSpec(dataset="speech_commands", space="waveform")   # -> a SpeechCommandsSpec
-
-    This class holds the keys every dataset takes; each dataset's own keys live on its subclass,
-    beside its loader, named by its registry entry (`spec=`). Constructing `DataSpec(...)` and
-    validating a recipe's `data:` mapping both pick that subclass, so `space: waveform` on a
-    cifar10 recipe is an unknown key that names the dataset it belongs to.
-    """
-
-    dataset: Annotated[str, AfterValidator(_known_dataset)] = DEFAULT_DATASET
-    path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    limit_train: int | None = Field(None, gt=0, le=10_000_000)
-    limit_test: int | None = Field(None, gt=0, le=10_000_000)
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "DataSpec":
-        if cls is DataSpec:
-            cls = spec_class(kwargs.get("dataset", DEFAULT_DATASET))
-        return super().__new__(cls)
-
-    @classmethod
-    def specialize(cls, raw: Any) -> type["DataSpec"]:
-        """The class that validates the mapping `raw` (by its `dataset`)."""
-        return spec_class(raw.get("dataset", DEFAULT_DATASET)) if isinstance(raw, dict) else cls
-
-
-class KFoldSpec(DataSpec):
-    """Keys of datasets with a k-fold split (the registry entry's `folds=` says how it is drawn)."""
-
-    fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation: which fold is the test split")
-    folds: int = Field(5, ge=2, le=100)
-
-
-def spec_class(dataset: Any) -> type[DataSpec]:
-    """The DataSpec subclass registered for `dataset`; the common keys for an unknown or spec-less one."""
-    if not isinstance(dataset, str) or dataset not in DATASETS:
-        return DataSpec
-    return DATASETS.attribute(dataset, "spec", DataSpec)
-
-
-def _owners(key: str) -> list[str]:
-    """The registered datasets whose `data:` section takes `key`."""
-    return [n for n in DATASETS.names() if key in spec_class(n).model_fields]
-
-
-# Keys of the single flat DataSpec that every resolved recipe.yaml held before the split
-# (run folders, shipped pretrained models), with their values there. Such a file carries the
-# other datasets' keys at these defaults; they are dropped, anything else stays an error.
-_FLAT_DEFAULTS = {"test_path": None, "fold": None, "folds": 5, "space": "features", "shape": [8, 8, 1],
-                  "num_classes": 10, "samples": 512}
-
-
-def _data_section(value: Any, handler: Any) -> DataSpec:
-    if not isinstance(value, dict):
-        return handler(value)
-    cls = DataSpec.specialize(value)
-    if cls is DataSpec and value.get("dataset", DEFAULT_DATASET) not in DATASETS:
-        return handler(value)  # the base class words the unknown-dataset error (choices, did-you-mean)
-    if _FLAT_DEFAULTS.keys() <= value.keys():
-        value = {k: v for k, v in value.items()
-                 if k in cls.model_fields or k not in _FLAT_DEFAULTS or v != _FLAT_DEFAULTS[k]}
-    return cls.model_validate(value)
-
-
-DataSection = Annotated[SerializeAsAny[DataSpec], WrapValidator(_data_section)]
 
 
 class ModelSpec(_Section):
@@ -129,13 +56,6 @@ def _known_preset(value: str | None) -> str | None:
     """A preset name from the registry, or a ValueError with did-you-mean."""
     if value is not None and value not in PRESETS:
         raise ValueError(PRESETS.unknown(value))
-    return value
-
-
-def _known_dataset(value: str) -> str:
-    if value not in DATASETS:
-        names = [f"'{n}'" for n in DATASETS.names()]
-        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}{DATASETS.hint(value)}")
     return value
 
 
@@ -365,7 +285,7 @@ def _format_error(err: dict, source: str, lines: dict[tuple, int], raw: Any = No
         parent = _section_model(loc[:-1], raw)
         key = str(loc[-1])
         hint = ""
-        if parent is not None and issubclass(parent, DataSpec) and (owners := _owners(key)):
+        if parent is not None and issubclass(parent, DataSpec) and (owners := owners_of(key)):
             dataset = _child(_child(raw, "data"), "dataset") or DEFAULT_DATASET
             return (f"{where}: unknown key '{dotted}' for dataset {dataset}: it belongs to {' and '.join(owners)}; "
                     "remove it or change data.dataset")

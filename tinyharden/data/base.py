@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinyharden.errors import UserError
-from tinyharden.recipe import DataSpec
+from tinyharden.dataspec import DataSpec
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 
 from tinyharden.data.base import Dataset, find_data_dir, split_indices
 from tinyharden.errors import UserError
-from tinyharden.recipe import DataSpec
+from tinyharden.dataspec import DataSpec
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

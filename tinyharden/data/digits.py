@@ -16,7 +16,7 @@ import numpy as np
 
 from tinyharden.data.base import Dataset, split_indices
 from tinyharden.errors import UserError
-from tinyharden.recipe import KFoldSpec
+from tinyharden.dataspec import KFoldSpec
 
 TEST_FRACTION = 0.2
 

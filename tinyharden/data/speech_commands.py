@@ -48,7 +48,7 @@ from tinyharden.data import frontend
 from tinyharden.data.base import Dataset, find_data_dir
 from tinyharden.data.speech_splits import TEST_FRACTION, official_splits, speaker_splits
 from tinyharden.errors import UserError
-from tinyharden.recipe import KFoldSpec
+from tinyharden.dataspec import KFoldSpec
 
 __all__ = ["LABELS", "TEST_FRACTION", "augment_waveforms", "load_background_noise", "load_clips",
            "load_speech_commands", "speaker_of", "speaker_splits", "split_pool", "train_waveforms"]

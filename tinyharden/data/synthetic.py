@@ -7,7 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from tinyharden.data.base import Dataset, split_indices
-from tinyharden.recipe import DataSpec
+from tinyharden.dataspec import DataSpec
 
 
 class SyntheticSpec(DataSpec):

@@ -18,6 +18,7 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.data import Dataset
+from tinyharden.data.augment import augmentation_for
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import UserError
 from tinyharden.quantization import incremental
@@ -149,20 +150,7 @@ class Trainer:
         if r.train.precision != "float32" and self.model.layers[-1].dtype_policy.name != r.train.precision:
             # a ready model (loaded, or handed over by `quantize`) keeps the dtype it was built with
             self.model = precision.recast(self.model, r.train.precision)
-        aug = r.train.augment
-        if self.ds.kind != "image" and (aug.crop or aug.flip):
-            raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
-        self.audio = None
-        if aug.noise or aug.shift_ms:
-            if self.ds.kind != "audio_features":
-                raise UserError(f"train.augment.noise/shift_ms augment audio features, but {self.ds.name} is "
-                                f"{self.ds.kind}; remove them (waveform-space training is not supported)")
-            from tinyharden.data.speech_commands import train_waveforms
-
-            wavs, noise = train_waveforms(r.data, r.seed)
-            if "train_kept" in self.ds.meta:
-                wavs = wavs[self.ds.meta["train_kept"]]
-            self.audio = (wavs, noise)
+        self.augmentation = augmentation_for(self.ds, r.data, r.train.augment, r.seed)
         n = len(self.ds.y_train)
         self.batch_size = min(r.train.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
@@ -280,18 +268,8 @@ class Trainer:
         return float(growth ** (epoch / last)) if last > 0 else 1.0
 
     def _epoch_inputs(self, epoch: int) -> np.ndarray:
-        """Training inputs of one epoch: audio is re-augmented (time shift, background noise)
-        on the raw clips and passed through the front end again, as MLPerf's KWS training does."""
-        if self.audio is None:
-            return self.ds.x_train
-        from tinyharden.data import frontend
-        from tinyharden.data.speech_commands import augment_waveforms
-
-        aug = self.recipe.train.augment
-        wavs, noise = self.audio
-        noisy = augment_waveforms(wavs, np.random.default_rng([self.recipe.seed, epoch, 7]), noise_prob=aug.noise,
-                                  noise_volume=aug.noise_volume, shift_ms=aug.shift_ms, noise_clips=noise)
-        return frontend.mfcc_numpy(noisy)
+        """Training inputs of one epoch, from the dataset's augmentation hook (e.g. re-augmented audio)."""
+        return self.augmentation.epoch_inputs(self.ds.x_train, epoch)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
@@ -304,7 +282,7 @@ class Trainer:
             sums = np.zeros(3)
             reg_sum = None
             batches = train_batches(self._epoch_inputs(epoch), self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
-                                    epoch=epoch, augment=r.train.augment, kind=self.ds.kind)
+                                    epoch=epoch, sample_map=self.augmentation.sample_map())
             temperature = self.temperature_scale(epoch)
             with tq.temperature_scale(temperature):  # sharper sampling as training ends
                 for i, (xb, yb) in enumerate(batches):
