@@ -130,3 +130,36 @@ def test_the_function_length_check_sees_nested_and_method_bodies():
     tree = ast.parse(f"class A:\n    def f(self):\n{body}\n    def g(self):\n        return 1\n")
     assert _long_functions(tree, "m.py", MAX_FUNCTION_LINES) == {"m.py:A.f": 61}
     assert _long_functions(tree, "tinyharden/report/render.py", MAX_FUNCTION_LINES) == {}
+
+
+# Strings below the CLI that may hold `--flag`s, each with its reason.
+_FLAGS_ALLOWED = {
+    "tinyharden/cli/": "the CLI names its own flags",
+    "tinyharden/report/render.py": _OWNED_ELSEWHERE,
+    "tinyharden/attacks/suite.py": _OWNED_ELSEWHERE,
+    "tinyharden/attacks/square.py": _OWNED_ELSEWHERE,
+    "tinyharden/sweep/loopback.py": "the command line of `ray start`, not ours",
+    "tinyharden/sweep/ray_engine.py": "tells the user to run `ray start --head`",
+}
+_FLAG = __import__("re").compile(r"(?<![\w-])--[a-z][a-z-]+")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    return {id(n.body[0].value) for n in nodes if n.body and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)}
+
+
+def test_nothing_below_the_cli_names_a_cli_flag():
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if any(rel.startswith(k) for k in _FLAGS_ALLOWED):
+            continue
+        tree = ast.parse(path.read_text())
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if hit := _FLAG.search(node.value):
+                    found[f"{rel}:{node.lineno}"] = hit.group()
+    assert not found, found

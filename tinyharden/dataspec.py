@@ -9,6 +9,7 @@ registration line. `Recipe.data` validates a mapping with the class its `dataset
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, WrapValidator
@@ -53,6 +54,10 @@ class DataSpec(Section):
         if cls is DataSpec:
             cls = spec_class(kwargs.get("dataset", DEFAULT_DATASET))
         return super().__new__(cls)
+
+    def with_folder(self, path: str | Path) -> "DataSpec":
+        """The same spec reading the data in `path` instead (a folder given for scoring is the data itself)."""
+        return self.model_copy(update={"path": str(path)})
 
     @classmethod
     def specialize(cls, raw: Any) -> type["DataSpec"]:

@@ -111,7 +111,7 @@ class DistillSpec(_Section):
     """
 
     teacher: str | None = Field(None, description="teacher model file or run folder, taking the same inputs; "
-                                                  "`tinyharden quantize --distill` sets it to the float source model")
+                                                  "quantizing with distillation sets it to the float source model")
     weight: float = Field(0.5, ge=0, le=1, description="share of the distillation term in the task loss")
     temperature: float = Field(4.0, gt=0, le=1000, description="softens both models' logits before comparing them")
 
@@ -139,7 +139,7 @@ class TrainSpec(_Section):
 class JacobianLayer(_Section):
     name: str
     # None, not a number, so a resolved recipe written to a run folder reads back the same:
-    # a written-out default would otherwise override `jacobian.lambda` on --resume.
+    # a written-out default would otherwise override `jacobian.lambda` on resume.
     lam: Number | None = Field(None, ge=0, le=1e4, alias="lambda", description="this layer's lambda (default: jacobian.lambda)")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

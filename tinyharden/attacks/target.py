@@ -177,4 +177,4 @@ def require_differentiable(target: Any, attack: str) -> None:
     if not getattr(target, "differentiable", False) or not hasattr(target, "logits"):
         raise UserError(
             f"attack '{attack}' needs gradients, but target '{target.name}' is not differentiable "
-            "(e.g. a .tflite file); use black-box attacks (square, boundary, zoo) or transfer with --source MODEL")
+            "(e.g. a .tflite file); use black-box attacks (square, boundary, zoo) or transfer from a source model")

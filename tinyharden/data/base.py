@@ -83,7 +83,7 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def check_model_fits(input_shape: tuple, num_classes: int | None, dataset: Dataset, source: str, *,
-                     fix: str = "pass the dataset the model was trained on (--data)") -> None:
+                     fix: str = "pass the dataset the model was trained on") -> None:
     """Raise a UserError unless a model of this input shape (and class count) fits `dataset`.
 
         check_model_fits((8, 8, 1), 10, load_dataset(DataSpec(dataset="digits")), "m.h5")

@@ -72,6 +72,10 @@ class SpeechCommandsSpec(KFoldSpec):
     test_path: str | None = Field(None, description="a second folder whose clips are the whole test split")
     space: Literal["features", "waveform"] = "features"
 
+    def with_folder(self, path: str | Path) -> "SpeechCommandsSpec":
+        """`path` is the whole data: no second test folder."""
+        return self.model_copy(update={"path": str(path), "test_path": None})
+
 
 # --------------------------------------------------------------------------- helpers
 

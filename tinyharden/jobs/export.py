@@ -61,7 +61,7 @@ def _model_input_shape(model) -> tuple:
 def check_compatible(model, dataset: Dataset) -> None:
     """Raise a UserError unless `model` takes one input of the dataset's shape."""
     check_model_fits(_model_input_shape(model), None, dataset, model.name,
-                     fix="pick the dataset the model was trained on (--data)")
+                     fix="pick the dataset the model was trained on")
 
 
 def check_gates(parity: dict, deployed: dict, *, max_drop: float | None, allow_drop: bool,
@@ -153,7 +153,8 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     data_range = tuple(float(v) for v in dataset.input_range)
     model_range = tuple(float(v) for v in (model_range or data_range))
     if model_range[1] <= model_range[0]:
-        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. --input-range 0,255")
+        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. 0,255",
+                        option="input_range")
     check_compatible(model, dataset)
 
     tflite_bytes, twin, n_calib = _convert(model, dataset, data_range, model_range, calib=calib, seed=seed,
@@ -219,7 +220,7 @@ class ExportRequest(BaseModel):
     max_flash: Optional[int] = Field(None, gt=0)
     max_ram: Optional[int] = Field(None, gt=0)
     unsafe: bool = False
-    name: Optional[str] = Field(None, description="run folder for a bare model file (shared with `attack --name`)")
+    name: Optional[str] = Field(None, description="run folder for a bare model file (shared with the attack job's `name`)")
 
 
 @dataclass
@@ -235,20 +236,21 @@ def _bare_spec(name: Optional[str], model_path: Path):
     from tinyharden.registry import DATASETS
 
     if name is None:
-        raise UserError(f"'{model_path}' is a bare model file: pass --data ({DATASETS.choices()}) "
-                        "for calibration and the parity check")
+        raise UserError(f"'{model_path}' is a bare model file: name its dataset ({DATASETS.choices()}) "
+                        "for calibration and the parity check", option="dataset")
     if name not in DATASETS:
-        raise UserError(f"unknown dataset '{name}'; --data takes one of {DATASETS.choices()}{DATASETS.hint(name)}")
+        raise UserError(f"unknown dataset '{name}'; choose one of {DATASETS.choices()}{DATASETS.hint(name)}",
+                        option="dataset")
     return DataSpec(dataset=name)
 
 
 def _dataset(dspec, seed: int, request: "ExportRequest") -> Dataset:
-    """The dataset, from --data-path if given; split "all" makes every sample the parity split."""
+    """The dataset, from `data_path` if given; split "all" makes every sample the parity split."""
     from tinyharden.data.base import load_dataset
     from tinyharden.evaluation.data import with_split
 
     if request.data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(request.data_path), "test_path": None})
+        dspec = dspec.with_folder(request.data_path)
     return with_split(load_dataset(dspec, seed), dspec, seed=seed, split=request.split)
 
 

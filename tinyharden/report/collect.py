@@ -167,7 +167,7 @@ def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
     gate = att.get("gate")
     if isinstance(gate, dict) and gate.get("passed") is False:
         flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.get('value')} "
-                      f"below --fail-under {gate.get('fail_under')}"})
+                      f"below the required {gate.get('fail_under')}"})
     return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags, "clean": clean,
             "dataset": _opt(att, "data.dataset"), "model": _opt(att, "target.name")}
 
@@ -223,8 +223,8 @@ def _read_docs(path: Path) -> tuple[dict[str, Any], dict[str, bool]]:
         raise UserError(f"'{path}' is a file, not a run folder; pass the folder that holds metrics.json")
     present = {name: (path / name).is_file() for name in ARTIFACTS}
     if not present[METRICS] and (path / "recipe.yaml").is_file():
-        raise UserError(f"run '{path}' is missing metrics.json: its training did not finish; finish it with "
-                        f"tinyharden train --resume {path}, or leave it out of the report")
+        raise UserError(f"run '{path}' is missing metrics.json: its training did not finish; resume the training "
+                        f"run {path}, or leave it out of the report")
     if not (present[METRICS] or present[ATTACK] or present[EXPORT]):
         raise UserError(f"run '{path}' has none of metrics.json, attack.json, export.json; pass a folder written "
                         "by tinyharden train, attack or export")

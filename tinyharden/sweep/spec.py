@@ -88,7 +88,7 @@ def _schema_error(exc: ValidationError, source: str, lines: dict[tuple, int]) ->
         return UserError(f"{where}: unknown key '{dotted}'{hint}")
     if err["type"] == "missing":
         return UserError(f"{where}: missing key '{dotted}'; a sweep needs name, recipe and grid "
-                         "(see tinyharden sweep --help)")
+                         "(e.g. name: cv, recipe: recipes/quickstart.yaml, grid: {data.fold: [0, 1]})")
     msg = err["msg"].removeprefix("Value error, ")
     return UserError(f"{where}: {dotted}: {msg}")
 

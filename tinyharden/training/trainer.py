@@ -3,7 +3,7 @@
 Writes into the run folder: recipe.yaml (resolved), env.json, checkpoints/ (every
 `train.checkpoint_every` epochs, with optimizer state, epoch counter and incremental
 quantization masks), train.log, and at the end model.h5 and metrics.json. A run
-interrupted at any point resumes from its last checkpoint with `--resume RUN_DIR`.
+interrupted at any point resumes from its last checkpoint (the train job's resume).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def load_teacher(source: str | None, ds: Dataset):
 
     if not source:
         raise UserError("train.distill.teacher is not set; name the teacher's model file or run folder "
-                        "(tinyharden quantize --distill uses the float source model)")
+                        "(quantizing with distillation uses the float source model)")
     teacher = logits_model(load_model(source))
     check_model_fits(teacher.input_shape[1:], teacher.output_shape[-1], ds, f"train.distill.teacher {source}",
                      fix="distill from a model trained on the same data")
