@@ -163,3 +163,16 @@ def test_nothing_below_the_cli_names_a_cli_flag():
                 if hit := _FLAG.search(node.value):
                     found[f"{rel}:{node.lineno}"] = hit.group()
     assert not found, found
+
+
+def test_the_central_interfaces_are_met_by_their_implementations():
+    from tinyharden._tf import keras
+    from tinyharden.attacks.target import DifferentiableTarget, KerasTarget, Target
+    from tinyharden.attacks.tflite_target import TFLiteTarget
+    from tinyharden.interfaces import KerasModel
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name="tiny")
+    assert isinstance(model, KerasModel) and not isinstance(object(), KerasModel)
+    target = KerasTarget(model)
+    assert isinstance(target, DifferentiableTarget) and isinstance(target, Target)
+    assert not hasattr(TFLiteTarget, "logits")  # black-box: never a DifferentiableTarget

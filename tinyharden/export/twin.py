@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 from tinyharden.quantization import quantizers as tq
 
@@ -155,7 +156,7 @@ def quantized_weights(layer) -> dict[str, np.ndarray]:
     return out
 
 
-def quantized_twin(model):
+def quantized_twin(model: KerasModel) -> KerasModel:
     """A plain-Keras model computing what `model` computes at inference, for the converter."""
     for layer in model.layers:
         _check_supported(layer)

@@ -28,6 +28,7 @@ from tinyharden.artifacts import SCHEMA_VERSION
 from tinyharden.data import Dataset
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import Interrupted, UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.models.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
 from tinyharden.safe_yaml import read_yaml_file
@@ -121,7 +122,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     return recipe, finetune_epochs
 
 
-def _stage(model, ds: Dataset, footprint: dict) -> dict[str, Any]:
+def _stage(model: KerasModel, ds: Dataset, footprint: dict) -> dict[str, Any]:
     from tinyharden.training.trainer import evaluate
 
     loss, acc = evaluate(model, ds.x_test, ds.y_test)
@@ -134,17 +135,17 @@ def _rescaling_name(twin) -> str:
     return next(layer.name for layer in twin.layers if layer.name.startswith(INPUT_SCALE))
 
 
-def _save_model(model, path: Path) -> None:
+def _save_model(model: KerasModel, path: Path) -> None:
     with atomic_path(path) as tmp:
         model.save(tmp, save_format="h5", include_optimizer=False)
 
 
-def check_fits(model, ds: Dataset, source: str) -> None:
+def check_fits(model: KerasModel, ds: Dataset, source: str) -> None:
     check_model_fits(model.input_shape[1:], model.output_shape[-1], ds, source,
                      fix="pick the dataset the model was trained on")
 
 
-def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
+def quantize(model: KerasModel, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
              model_range: tuple[float, float] | None = None, on_progress: Callable | None = None,
              on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Quantize float `model` under `recipe.quantization`, fine-tune, write the run folder; returns quantize.json."""
@@ -208,7 +209,7 @@ def finish_finetune(trainer, result: dict[str, Any]) -> dict[str, Any]:
     return _complete(result, metrics, trainer.recipe, trainer.model, trainer.run_dir)
 
 
-def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model, run_dir: Path) -> dict[str, Any]:
+def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model: KerasModel, run_dir: Path) -> dict[str, Any]:
     from tinyharden.footprint import summarize
 
     test = metrics["test"]
@@ -310,7 +311,7 @@ def _data_section(request: QuantizeRequest) -> dict:
     return section
 
 
-def _quant_section(request: QuantizeRequest, float_model) -> dict:
+def _quant_section(request: QuantizeRequest, float_model: KerasModel) -> dict:
     """`config`, then `ends` for the first and last quantizable layers, then `preset`."""
     from tinyharden.models.loading import logits_model
     from tinyharden.models.convert import weighted_layer_names

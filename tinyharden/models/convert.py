@@ -30,6 +30,7 @@ from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before Q
 
 import qkeras  # noqa: E402
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.quantization.presets import LayerQuantizers, resolve, unused_layer_patterns
 from tinyharden.quantization.quantizers import make_quantizer
 from tinyharden.recipe import QuantizationSpec
@@ -192,7 +193,7 @@ def input_rescaling(data_range: Sequence[float], model_range: Sequence[float]) -
     return float(scale), float(mlo - dlo * scale)
 
 
-def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float, float] | None = None,
+def quantize_model(model: KerasModel, spec: QuantizationSpec | str, *, rescale: tuple[float, float] | None = None,
                    name: str | None = None):
     """(twin, plan): the QKeras twin of float `model` outputting logits, and one LayerPlan per layer.
 
@@ -215,7 +216,7 @@ def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float,
     return twin, plan
 
 
-def _quantizable(model, spec: QuantizationSpec, rescale: tuple[float, float] | None):
+def _quantizable(model: KerasModel, spec: QuantizationSpec, rescale: tuple[float, float] | None) -> KerasModel:
     """`model` as a logits model, or a UserError saying why it cannot be quantized as asked."""
     from tinyharden.models.loading import logits_model
 

@@ -21,6 +21,7 @@ from tinyharden.data import Dataset
 from tinyharden.data.augment import augmentation_for
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.quantization import incremental
 from tinyharden.quantization import quantizers as tq
 from tinyharden.recipe import Recipe, dump_recipe
@@ -33,7 +34,7 @@ from tinyharden.training.steps import StepConfig, make_eval_step, make_train_ste
 from tinyharden.workspace import atomic_path, atomic_write_json, atomic_write_text, write_env
 
 
-def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
+def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True) -> KerasModel:
     """The recipe's model, shaped for the dataset, outputting logits (`init`: load `model.init`)."""
     from tinyharden.models import build_model, load_model, logits_model
 
@@ -51,7 +52,7 @@ def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
     return model
 
 
-def init_weights(model, source: str) -> None:
+def init_weights(model: KerasModel, source: str) -> None:
     """Copy weights layer by layer (same names, same shapes) from a model file or run folder.
 
     Quantization-aware training usually starts from a float model: our zoo models keep
@@ -81,7 +82,7 @@ def init_weights(model, source: str) -> None:
                         "initialize from a run of the same zoo model")
 
 
-def load_teacher(source: str | None, ds: Dataset):
+def load_teacher(source: str | None, ds: Dataset) -> KerasModel:
     """The distillation teacher as a frozen logits model that takes the dataset's inputs."""
     from tinyharden.models import load_model, logits_model
 
@@ -111,7 +112,7 @@ class EpochLog:
     temperature_scale: float = 1.0
 
 
-def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, float]:
+def evaluate(model: KerasModel, x: np.ndarray, y: np.ndarray, batch_size: int = 500, step=None) -> tuple[float, float]:
     """(mean loss, accuracy) with the model in inference mode.
 
     Pass `step` (from `make_eval_step(model)`) when evaluating repeatedly, so the graph
@@ -136,8 +137,8 @@ class Trainer:
     on_progress: Callable[..., None] | None = None  # (epoch, step, steps, stats) for a progress bar
     on_epoch: Callable[[EpochLog], None] | None = None
     history: list[dict] = field(default_factory=list)
-    model: object = None  # a ready model (outputting logits) to train instead of the recipe's
-    teacher: object = None  # a ready distillation teacher (logits) instead of train.distill.teacher
+    model: KerasModel | None = None  # a ready model (outputting logits) to train instead of the recipe's
+    teacher: KerasModel | None = None  # a ready distillation teacher (logits) instead of train.distill.teacher
 
     def __post_init__(self):
         r = self.recipe
