@@ -20,7 +20,7 @@ from tinyharden.dataspec import owners as owners_of
 from tinyharden.errors import UserError
 from tinyharden.registry import PRESETS
 from tinyharden.quantizer_expr import check_quantizer
-from tinyharden.safe_yaml import load_bounded, parse_cli_value
+from tinyharden.safe_yaml import load_bounded_file, parse_cli_value
 
 
 def parse_number(value: Any) -> Any:
@@ -351,13 +351,7 @@ def set_dotted(data: dict, parts: list[str], value: Any, *, what: str) -> None:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; every problem is a one-line `UserError`."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe '{path}' not found; pass the path of a YAML recipe such as recipes/quickstart.yaml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read recipe '{path}': {exc}") from None
-    data, lines = load_bounded(text, source=str(path))
+    data, lines = load_bounded_file(path, what="recipe", fix="pass the path of a YAML recipe such as recipes/quickstart.yaml")
     if overrides:
         # Validate the file alone first, so its errors point at its lines.
         validate(data, source=str(path), lines=lines)
