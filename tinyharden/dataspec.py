@@ -39,7 +39,7 @@ class DataSpec(Section):
         DataSpec(dataset="speech_commands", space="waveform")   # -> a SpeechCommandsSpec
 
     This class holds the keys every dataset takes; each dataset's own keys live on its subclass,
-    beside its loader, named by its registry entry (`spec=`). Constructing `DataSpec(...)` and
+    beside its loader, named by its registry entry (`spec=`). Constructing `DataSpec(dataset=...)` and
     validating a recipe's `data:` mapping both pick that subclass, so `space: waveform` on a
     cifar10 recipe is an unknown key that names the dataset it belongs to.
     """
@@ -51,8 +51,10 @@ class DataSpec(Section):
     limit_test: int | None = Field(None, gt=0, le=10_000_000)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "DataSpec":
-        if cls is DataSpec:
-            cls = spec_class(kwargs.get("dataset", DEFAULT_DATASET))
+        # Only a call naming the dataset dispatches: copy, deepcopy and pickle call
+        # `cls.__new__(cls)` bare and must get the class they asked for.
+        if cls is DataSpec and "dataset" in kwargs:
+            cls = spec_class(kwargs["dataset"])
         return super().__new__(cls)
 
     def with_folder(self, path: str | Path) -> "DataSpec":
@@ -70,6 +72,11 @@ class KFoldSpec(DataSpec):
 
     fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation: which fold is the test split")
     folds: int = Field(5, ge=2, le=100)
+
+
+def default_data_spec() -> DataSpec:
+    """The `data:` section of a recipe that has none."""
+    return DataSpec(dataset=DEFAULT_DATASET)
 
 
 def spec_class(dataset: Any) -> type[DataSpec]:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tinyharden.dataspec import DEFAULT_DATASET, DataSection, DataSpec, Section as _Section
+from tinyharden.dataspec import DEFAULT_DATASET, DataSection, DataSpec, Section as _Section, default_data_spec
 from tinyharden.dataspec import owners as owners_of
 from tinyharden.errors import UserError
 from tinyharden.registry import PRESETS
@@ -214,7 +214,7 @@ class ExportSpec(_Section):
 class Recipe(_Section):
     name: str = "run"
     seed: int = Field(0, ge=0, le=2**31 - 1, description="every random choice derives from it")
-    data: DataSection = Field(default_factory=DataSpec)
+    data: DataSection = Field(default_factory=default_data_spec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
