@@ -196,25 +196,27 @@ class stochastic_binary(_SampledMixin, qkeras.stochastic_binary):  # noqa: N801
     _sample, _deterministic = staticmethod(_binary_sample), qkeras.binary
 
 
-@keras.utils.register_keras_serializable(package="tinyharden")
-class ternary(_MaskMixin, qkeras.ternary):  # noqa: N801
+class _DeterministicMixin(_MaskMixin):
+    """A deterministic QKeras quantizer (the next class in the MRO) under the incremental schedule."""
+
     @_in_float32
     def __call__(self, x):
         return _mix_incremental(self, x, super().__call__(x))
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
-class binary(_MaskMixin, qkeras.binary):  # noqa: N801
-    @_in_float32
-    def __call__(self, x):
-        return _mix_incremental(self, x, super().__call__(x))
+class ternary(_DeterministicMixin, qkeras.ternary):  # noqa: N801
+    pass
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
-class quantized_bits(_MaskMixin, qkeras.quantized_bits):  # noqa: N801
-    @_in_float32
-    def __call__(self, x):
-        return _mix_incremental(self, x, super().__call__(x))
+class binary(_DeterministicMixin, qkeras.binary):  # noqa: N801
+    pass
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class quantized_bits(_DeterministicMixin, qkeras.quantized_bits):  # noqa: N801
+    pass
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
