@@ -157,7 +157,7 @@ def test_a_model_random_at_inference_is_refused_with_a_pointer_to_autoattack_ran
 
     target = KerasTarget(_wrap(keras, AlwaysNoisy(), mlp), name="noisy")
     x, y = xy
-    with pytest.raises(UserError, match="random at inference.*--suite autoattack-rand") as exc:
+    with pytest.raises(UserError, match="random at inference.*attack with autoattack-rand") as exc:
         _suite(target, x, y, 0.3)
     assert "\n" not in str(exc.value)
     report = _suite(target, x[:16], y[:16], 0.3, suite=["autoattack-rand"],

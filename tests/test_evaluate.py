@@ -97,7 +97,7 @@ def test_evaluate_bad_input_is_one_line(tmp_path):
     r = _cli(tmp_path, "evaluate", "no-such-model")
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
     r = _cli(tmp_path, "evaluate", "no-such-model", "--split", "train")
-    assert r.exit_code == 2 and "--split" in r.output
+    assert r.exit_code == 2 and "split" in r.output
 
 
 def test_shipped_models_are_complete_run_folders():

@@ -234,7 +234,7 @@ def test_cli_bad_inputs_are_one_line_errors(model_file, tmp_path):
     corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
     for args, needle in [
         ([str(corrupt), "--data", "digits"], "broken.h5"),
-        ([str(model_file)], "--data"),
+        ([str(model_file)], "bare model file: name its dataset"),
         ([str(model_file), "--data", "mnist"], "unknown dataset 'mnist'"),
         ([str(model_file), "--data", "digits", "--input-range", "5,1"], "--input-range"),
         ([str(model_file), "--data", "digits", "--format", "onnx"], "--format tflite,c"),

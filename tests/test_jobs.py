@@ -5,10 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import Field
 from typer.testing import CliRunner
 
 from tinyharden.artifacts import MODELS, ArtifactError, read_artifact, validate_artifact
 from tinyharden.cli.app import app
+from tinyharden.dataspec import DataSpec
 from tinyharden.errors import UserError
 from tinyharden.recipe import validate
 from tinyharden.registry import DATASETS
@@ -18,6 +20,12 @@ runner = CliRunner()
 
 
 # --------------------------------------------------------------------------- registry
+
+class ToySpec(DataSpec):
+    """The toy dataset's own `data:` key (module level, so a recipe holding it pickles)."""
+
+    invert_every: int = Field(1, ge=1)
+
 
 def _load_toy(spec, seed):
     from tinyharden.data.base import Dataset
@@ -50,6 +58,38 @@ def test_a_registered_dataset_appears_in_validation_help_and_doctor(toyset):
     DATASETS.unregister(toyset)
     with pytest.raises(UserError, match="Input should be 'cifar10', 'speech_commands', 'digits' or 'synthetic'"):
         validate({"data": {"dataset": toyset}})
+
+
+def test_a_registered_dataset_brings_its_own_spec_and_augmentation(toyset, tmp_path):
+    import copy
+    import pickle
+
+    from tinyharden.data.augment import Augmentation
+    from tinyharden.training import run
+
+    seen = []
+
+    class Invert(Augmentation):  # a per-epoch hook the trainer calls without knowing the dataset
+        def __init__(self, spec):
+            self.spec = spec
+
+        def epoch_inputs(self, x_train, epoch):
+            seen.append(epoch)
+            return 1.0 - x_train if epoch % self.spec.invert_every == 0 else x_train
+
+    DATASETS.meta(toyset).update(spec=ToySpec, augment=lambda ds, spec, aug, seed: Invert(spec))
+    toy = {"data": {"dataset": toyset, "invert_every": 2}, "model": {"name": "mlp"}, "quantization": {"preset": "float"},
+           "train": {"epochs": 2, "batch_size": 8}}
+    recipe = validate(toy)
+    assert type(recipe.data) is ToySpec and recipe.data.invert_every == 2
+    assert all(c.data == recipe.data for c in (copy.deepcopy(recipe), pickle.loads(pickle.dumps(recipe))))
+    run.start(recipe, tmp_path).fit()
+    assert seen == [0, 1]
+    with pytest.raises(UserError, match="unknown key 'data.invert_every' for dataset digits: it belongs to toyset"):
+        validate({"data": {"dataset": "digits", "invert_every": 2}})
+    del DATASETS.meta(toyset)["augment"]
+    with pytest.raises(UserError, match="train.augment.crop is set but toyset has no training augmentation"):
+        run.start(validate({**toy, "train": {"augment": {"crop": 2}}}), tmp_path)
 
 
 def test_registry_names_a_typo_and_its_fix():

@@ -51,7 +51,7 @@ def test_user_model_with_lambda_is_refused_unless_unsafe(tmp_path):
     out = keras.layers.Dense(2)(keras.layers.Lambda(lambda t: t * 2.0, name="double")(inp))
     path = tmp_path / "lam.h5"
     keras.Model(inp, out).save(path)
-    with pytest.raises(UserError, match="Lambda layer 'double'.*--unsafe"):
+    with pytest.raises(UserError, match="Lambda layer 'double'.*allow unsafe loading"):
         load_model(path)
     assert load_model(path, unsafe=True).count_params() == 10
 

@@ -267,12 +267,12 @@ def test_cli_end_to_end(model_file, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["missing.h5", "--data", "digits", "--preset", "stq"], "not found"),
-    (["{model}", "--preset", "stq"], "pass --data"),
+    (["{model}", "--preset", "stq"], "bare model file: name its dataset"),
     (["{model}", "--data", "digits", "--preset", "stqq"], "did you mean 'stq'"),
     (["{model}", "--data", "digits"], "no quantization chosen"),
     (["{model}", "--data", "digits", "--preset", "stq", "--input-range", "255,0"], "--input-range"),
     (["{model}", "--data", "digits", "--preset", "stq", "train.epoch=3"], "did you mean 'epochs'"),
-    (["{model}", "--data", "digits", "--preset", "stq", "--distill"], "--finetune-epochs"),
+    (["{model}", "--data", "digits", "--preset", "stq", "--distill"], "give the fine-tune a number of epochs"),
     (["{lstm}", "--data", "digits", "--preset", "stq"], "'lstm' (LSTM) cannot be quantized"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(model_file, tmp_path, args, message):

@@ -113,3 +113,75 @@ def test_per_layer_quantizers_resolve_by_name_and_glob():
     assert resolve(spec, "s2_conv2").activation == PRESETS["stq"].activation
     assert resolve(spec, "s1_conv1") == PRESETS["stq"]
     assert resolve(spec, "logits").kernel is None
+
+
+# --------------------------------------------------------------------------- data: one spec per dataset
+
+ROOT = RECIPES.parent
+OLD_RECIPES = sorted([*RECIPES.glob("*.yaml"), *(ROOT / "tinyharden" / "pretrained").glob("*/recipe.yaml")])
+
+
+@pytest.mark.parametrize("path", OLD_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_recipe_loads_unchanged_into_its_datasets_spec(path, tmp_path):
+    from tinyharden.dataspec import spec_class
+    from tinyharden.safe_yaml import load_bounded
+
+    r = load_recipe(path)
+    raw = load_bounded(path.read_text(), source=str(path))[0]["data"]
+    assert type(r.data) is spec_class(r.data.dataset) and r.data.dataset == raw["dataset"]
+    own = r.data.model_dump()
+    # every key the file sets for its dataset keeps its value; the resolved recipe reads back the same
+    assert all(own[k] == v for k, v in raw.items() if k in own)
+    assert load_recipe(write(tmp_path, dump_recipe(r))).resolved() == r.resolved()
+
+
+def test_shipped_sweeps_expand():
+    from tinyharden.recipe import validate
+    from tinyharden.sweep.grid import expand
+
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        sweep = expand(path)
+        assert sweep.cells and all(validate(c.recipe).data.fold is not None for c in sweep.cells)
+
+
+def test_each_dataset_gets_its_own_data_spec():
+    from tinyharden.data.digits import DigitsSpec
+    from tinyharden.data.speech_commands import SpeechCommandsSpec
+    from tinyharden.recipe import DataSpec, validate
+
+    assert type(validate({}).data) is DigitsSpec
+    speech = validate({"data": {"dataset": "speech_commands", "space": "waveform", "fold": 1}}).data
+    assert isinstance(speech, SpeechCommandsSpec) and (speech.space, speech.fold) == ("waveform", 1)
+    assert type(DataSpec(dataset="speech_commands", test_path="t")) is SpeechCommandsSpec
+    cifar = validate({"data": {"dataset": "cifar10"}}).resolved()["data"]
+    assert not {"space", "test_path", "fold", "folds", "shape", "samples", "num_classes"} & cifar.keys()
+
+
+@pytest.mark.parametrize("data,message", [
+    ("{dataset: cifar10, space: waveform}", "r.yaml:2: unknown key 'data.space' for dataset cifar10: it belongs to speech_commands"),
+    ("{dataset: cifar10, test_path: t}", "unknown key 'data.test_path' for dataset cifar10: it belongs to speech_commands"),
+    ("{dataset: cifar10, fold: 1}", "unknown key 'data.fold' for dataset cifar10: it belongs to speech_commands and digits"),
+    ("{dataset: digits, samples: 9}", "unknown key 'data.samples' for dataset digits: it belongs to synthetic"),
+    ("{dataset: speech_commands, spaec: waveform}", "r.yaml:2: unknown key 'data.spaec'; did you mean 'space'?"),
+    ("{dataset: speech_commands, space: mfcc}", "data.space: Input should be 'features' or 'waveform'"),
+    ("{dataset: speach_commands}", "data.dataset: Input should be 'cifar10', 'speech_commands', 'digits' or 'synthetic'; did you mean 'speech_commands'?"),
+])
+def test_a_key_of_another_dataset_names_the_dataset_it_belongs_to(tmp_path, data, message):
+    with pytest.raises(UserError) as exc:
+        load_recipe(write(tmp_path, f"name: r\ndata: {data}\n"))
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_old_resolved_recipe_drops_only_the_flat_defaults_of_other_datasets(tmp_path):
+    flat = ("dataset: cifar10\n  path: null\n  val_fraction: 0.1\n  limit_train: null\n  limit_test: null\n"
+            "  test_path: null\n  fold: null\n  folds: 5\n  space: {space}\n  shape: [8, 8, 1]\n  num_classes: 10\n"
+            "  samples: 512\n")
+    assert load_recipe(write(tmp_path, "data:\n  " + flat.format(space="features"))).data.dataset == "cifar10"
+    with pytest.raises(UserError, match="unknown key 'data.space' for dataset cifar10"):
+        load_recipe(write(tmp_path, "data:\n  " + flat.format(space="waveform")))
+
+
+def test_a_speech_key_in_an_override_names_its_dataset(tmp_path):
+    with pytest.raises(UserError, match="override 'data.space=waveform': unknown key 'data.space' for dataset digits"):
+        load_recipe(write(tmp_path, "name: r\n"), ["data.space=waveform"])
+    assert load_recipe(write(tmp_path, "name: r\n"), ["data.dataset=speech_commands", "data.space=waveform"]).data.space == "waveform"

@@ -305,7 +305,7 @@ def test_missing_or_damaged_files_name_the_run_and_the_problem(runs, tmp_path, c
                 "metrics_layout": "metrics.json lacks 'test'"}[case]
     assert expected in line
     if case == "unfinished":
-        assert "--resume" in line
+        assert "resume the training run" in line
     if case == "attack_layout":
         assert "schema_version 2" in line and "tinyharden attack" in line
 

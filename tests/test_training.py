@@ -169,7 +169,7 @@ def test_audio_augmentation_recomputes_features_each_epoch(tmp_path, shared):
     assert e0.shape == t.ds.x_train.shape and np.isfinite(e0).all()
     from tinyharden.data import frontend
 
-    clean = frontend.mfcc_numpy(t.audio[0])  # the raw clips line up with x_train, limit included
+    clean = frontend.mfcc_numpy(t.augmentation.waveforms)  # the raw clips line up with x_train, limit included
     np.testing.assert_allclose(clean, t.ds.x_train, atol=5e-3)
     assert not np.allclose(e0, t.ds.x_train, atol=1e-3)  # augmented, not the stored clean features
     assert not np.allclose(e0, e1, atol=1e-3)  # fresh augmentation every epoch

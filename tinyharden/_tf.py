@@ -27,7 +27,7 @@ def quiet_native_logs() -> Iterator[None]:
     Example: ``with quiet_native_logs(): converter.convert()``
 
     TensorFlow 2.21 logs through absl before it reads TF_CPP_MIN_LOG_LEVEL (oneDNN, cudart and cuInit lines on
-    every start), so only the descriptor can be silenced. Set ``TINYHARDEN_VERBOSE=1`` (the CLI's ``--verbose``)
+    every start), so only the descriptor can be silenced. Set ``TINYHARDEN_VERBOSE=1`` (the CLI's verbose option)
     to keep them. If the block raises, what was captured is written back so a failing import still explains itself.
     """
     if os.environ.get(VERBOSE_ENV) == "1":

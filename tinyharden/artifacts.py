@@ -24,8 +24,11 @@ SCHEMA_VERSION = 1
 Version = Literal[1]
 
 
-class _Artifact(BaseModel):
+class Artifact(BaseModel):
+    """A versioned JSON artifact of a run folder; fields a later writer adds are kept."""
+
     model_config = ConfigDict(extra="allow")
+
 
 
 class _Open(BaseModel):
@@ -38,46 +41,138 @@ class Score(_Open):
     ci95: Optional[list[float]] = None
 
 
-class MetricsArtifact(_Artifact):
+# int | float: a count stays an int (pydantic's smart union keeps the input's type).
+Number = int | float
+
+
+class Totals(_Open):
+    params: Optional[Number] = None
+    packed_bytes: Optional[Number] = None
+    macs: Optional[Number] = None
+
+
+class Deployed(_Open):
+    flash_bytes: Optional[Number] = None
+    arena_bytes: Optional[Number] = None
+
+
+class MetricsArtifact(Artifact):
     """metrics.json (`train`, `quantize`): written last, it marks a finished run."""
 
     schema_version: Version
     test: Score
     run: Optional[str] = None
     model: Optional[str] = None
+    dataset: Optional[dict[str, Any] | str] = None  # Dataset.summary(), or a bare name
+    quantization: Optional[str] = None
+    defense: Optional[str] = None
+    parameters: Optional[Number] = None
+    footprint: Optional[Totals] = None
     history: list[dict[str, Any]] = []
 
+    def dataset_name(self) -> str | None:
+        return self.dataset.get("name") if isinstance(self.dataset, dict) else self.dataset
 
-class FootprintArtifact(_Artifact):
+
+class FootprintArtifact(Artifact):
     """footprint.json: per-layer cost; `export` adds the deployed bytes."""
 
     schema_version: Version = SCHEMA_VERSION
-    totals: dict[str, Any]
+    totals: Totals
     layers: list[dict[str, Any]] = []
-    deployed: Optional[dict[str, Any]] = None
+    deployed: Optional[Deployed] = None
 
 
-class ExportArtifact(_Artifact):
+class Parity(_Open):
+    """Keras vs int8 accuracy in percent on `samples` inputs; `drop` in points."""
+
+    samples: Optional[int] = None
+    keras_accuracy: Optional[Number] = None
+    tflite_accuracy: Optional[Number] = None
+    drop: Optional[Number] = None
+    agreement: Optional[Number] = None
+    interpreter: Optional[str] = None
+
+
+class Gate(_Open):
+    """An export gate (gate, limit, value, unit) or the attack gate (fail_under, value)."""
+
+    gate: Optional[str] = None
+    limit: Optional[Number] = None
+    fail_under: Optional[Number] = None
+    value: Optional[Number] = None
+    unit: Optional[str] = None
+    passed: Optional[bool] = None
+
+
+class ExportArtifact(Artifact):
     """export.json: int8 parity on the TFLM interpreter, deployed flash and arena, gates."""
 
     schema_version: Version = SCHEMA_VERSION
-    parity: dict[str, Any]
-    deployed: dict[str, Any] = {}
-    gates: list[dict[str, Any]] = []
+    parity: Parity
+    deployed: Deployed = Deployed()
+    gates: list[Gate] = []
     dataset: Optional[str] = None
     input_range: Optional[list[float]] = None
 
 
+# An accuracy in attack.json: {value, n, k, ci95}, or a bare number in early files.
+Accuracy = Any
+
+
 class CleanScore(_Open):
-    accuracy: Any
+    accuracy: Accuracy
+
+
+class AttackResult(_Open):
+    eps: Number
+    robust_accuracy: Accuracy
 
 
 class AttackRecord(_Open):
     name: str
-    results: list[dict[str, Any]] = []
+    kind: Optional[str] = None
+    results: list[AttackResult] = []
+    params: Any = None
+    eval_norm: Optional[str] = None
+    eot: Optional[int] = None
+    minimum_norm: Optional[bool] = False
 
 
-class AttackArtifact(_Artifact):
+class EpsResult(_Open):
+    eps: Number
+    robust_accuracy: Accuracy
+    strongest_attack: Optional[str] = None
+
+
+class SuiteSummary(_Open):
+    per_eps: list[EpsResult] = []
+    robust_accuracy: Accuracy = None
+
+
+class AttackConfig(_Open):
+    norm: Optional[str] = None
+    eps: list[Number] = []
+    eps_text: Optional[list[Any]] = None  # eps as the user wrote them (8/255, 0.5step, -40dB)
+    eps_label: Optional[list[Any]] = None  # older files: eps in the space's unit
+    suite: Optional[list[str]] = None
+
+
+class AttackData(_Open):
+    n: Optional[int] = None
+    dataset: Optional[str] = None
+    space: str = "features"  # or waveform: the report plots each space on its own axes
+
+
+class AttackTarget(_Open):
+    name: Optional[str] = None
+
+
+class MaskingChecks(_Open):
+    checks: list[dict[str, Any]] = []
+
+
+class AttackArtifact(Artifact):
     """attack.json and attacks/<name>.json (`attack`): the suite per attack and eps."""
 
     schema_version: Version
@@ -85,14 +180,17 @@ class AttackArtifact(_Artifact):
     tool: Literal["tinyharden attack"] = "tinyharden attack"
     attacks: list[AttackRecord]
     clean: CleanScore
-    suite: dict[str, Any] = {}
-    config: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    target: dict[str, Any] = {}
+    config: AttackConfig = AttackConfig()
+    data: AttackData = AttackData()
+    target: AttackTarget = AttackTarget()
+    suite: Optional[SuiteSummary] = None
+    masking: Optional[MaskingChecks] = None
+    gate: Optional[Gate] = None
+    flags: list[dict[str, Any]] = []  # e.g. near_chance (a wrong input range?)
     name: Optional[str] = None
 
 
-class QuantizeArtifact(_Artifact):
+class QuantizeArtifact(Artifact):
     """quantize.json (`quantize`): float, post-training and fine-tuned stages."""
 
     schema_version: Version
@@ -109,7 +207,7 @@ class QuantizeArtifact(_Artifact):
 # of these envelopes, versioned by the same policy.
 
 
-class CommandOutput(_Artifact):
+class CommandOutput(Artifact):
     schema_version: Version = SCHEMA_VERSION
     kind: str
 
@@ -191,7 +289,7 @@ class RunsOutput(CommandOutput):
     skipped: list[dict[str, str]] = Field(default_factory=list, description="folder and why it was skipped")
 
 
-MODELS: dict[str, tuple[str, type[_Artifact]]] = {
+MODELS: dict[str, tuple[str, type[Artifact]]] = {
     "metrics": ("metrics.json", MetricsArtifact),
     "footprint": ("footprint.json", FootprintArtifact),
     "export": ("export.json", ExportArtifact),
@@ -215,7 +313,7 @@ def _message(file: str, exc: ValidationError) -> str:
     return f"{file} has {dotted}={e.get('input')!r}: {e['msg']}"
 
 
-def validate_artifact(kind: str, doc: Any, *, file: str | None = None) -> _Artifact:
+def validate_artifact(kind: str, doc: Any, *, file: str | None = None) -> Artifact:
     """`doc` as the model of artifact `kind`; raises ArtifactError with a one-line message."""
     name, model = MODELS[kind]
     file = file or name
@@ -227,7 +325,7 @@ def validate_artifact(kind: str, doc: Any, *, file: str | None = None) -> _Artif
         raise ArtifactError(_message(file, exc)) from None
 
 
-def read_artifact(run_dir: str | Path, kind: str, *, file: str | None = None) -> _Artifact:
+def read_artifact(run_dir: str | Path, kind: str, *, file: str | None = None) -> Artifact:
     """Read and validate artifact `kind` of a run folder (or `file` inside it); see `RunFolder.read`."""
     import json
 

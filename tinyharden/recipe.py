@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tinyharden.dataspec import DEFAULT_DATASET, DataSection, DataSpec, Section as _Section, default_data_spec
+from tinyharden.dataspec import owners as owners_of
 from tinyharden.errors import UserError
-from tinyharden.registry import DATASETS, PRESETS
+from tinyharden.registry import PRESETS
 from tinyharden.quantizer_expr import check_quantizer
-from tinyharden.safe_yaml import load_bounded, parse_cli_value
+from tinyharden.safe_yaml import load_bounded_file, parse_cli_value
 
 
 def parse_number(value: Any) -> Any:
@@ -35,25 +37,6 @@ def parse_number(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(parse_number)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataSpec(_Section):
-    dataset: Annotated[str, AfterValidator(_known_dataset)] = "digits"
-    path: str | None = Field(None, description="folder holding the dataset; default: $TINYHARDEN_DATA/<dataset> or ../shared/data/<dataset>")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    limit_train: int | None = Field(None, gt=0, le=10_000_000)
-    limit_test: int | None = Field(None, gt=0, le=10_000_000)
-    # speech_commands and digits
-    test_path: str | None = Field(None, description="speech_commands: a second folder whose clips are the whole test split")
-    fold: int | None = Field(None, ge=0, le=100, description="k-fold cross-validation (by speaker for speech_commands, stratified for digits): which fold is the test split")
-    folds: int = Field(5, ge=2, le=100)
-    space: Literal["features", "waveform"] = "features"
-    # synthetic
-    shape: list[Annotated[int, Field(gt=0, le=1024)]] = Field(default_factory=lambda: [8, 8, 1], min_length=1, max_length=4)
-    num_classes: int = Field(10, ge=2, le=10_000)
-    samples: int = Field(512, gt=0, le=1_000_000)
 
 
 class ModelSpec(_Section):
@@ -73,13 +56,6 @@ def _known_preset(value: str | None) -> str | None:
     """A preset name from the registry, or a ValueError with did-you-mean."""
     if value is not None and value not in PRESETS:
         raise ValueError(PRESETS.unknown(value))
-    return value
-
-
-def _known_dataset(value: str) -> str:
-    if value not in DATASETS:
-        names = [f"'{n}'" for n in DATASETS.names()]
-        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}{DATASETS.hint(value)}")
     return value
 
 
@@ -135,7 +111,7 @@ class DistillSpec(_Section):
     """
 
     teacher: str | None = Field(None, description="teacher model file or run folder, taking the same inputs; "
-                                                  "`tinyharden quantize --distill` sets it to the float source model")
+                                                  "quantizing with distillation sets it to the float source model")
     weight: float = Field(0.5, ge=0, le=1, description="share of the distillation term in the task loss")
     temperature: float = Field(4.0, gt=0, le=1000, description="softens both models' logits before comparing them")
 
@@ -163,7 +139,7 @@ class TrainSpec(_Section):
 class JacobianLayer(_Section):
     name: str
     # None, not a number, so a resolved recipe written to a run folder reads back the same:
-    # a written-out default would otherwise override `jacobian.lambda` on --resume.
+    # a written-out default would otherwise override `jacobian.lambda` on resume.
     lam: Number | None = Field(None, ge=0, le=1e4, alias="lambda", description="this layer's lambda (default: jacobian.lambda)")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -241,7 +217,7 @@ class ExportSpec(_Section):
 class Recipe(_Section):
     name: str = "run"
     seed: int = Field(0, ge=0, le=2**31 - 1, description="every random choice derives from it")
-    data: DataSpec = Field(default_factory=DataSpec)
+    data: DataSection = Field(default_factory=default_data_spec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     quantization: QuantizationSpec = Field(default_factory=QuantizationSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -255,10 +231,11 @@ class Recipe(_Section):
 
 # --------------------------------------------------------------------------- loading
 
-def _section_model(path: tuple) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at `path` (for 'did you mean')."""
+def _section_model(path: tuple, raw: Any = None) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path` of the recipe mapping `raw` (for 'did you mean')."""
     model: Any = Recipe
     for part in path:
+        raw = _child(raw, part)
         if isinstance(part, int):
             continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -268,7 +245,17 @@ def _section_model(path: tuple) -> type[BaseModel] | None:
         if field is None:
             return None
         model = _inner_model(field.annotation)
+        if hasattr(model, "specialize"):
+            model = model.specialize(raw)
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _child(raw: Any, part: Any) -> Any:
+    if isinstance(raw, dict):
+        return raw.get(part)
+    if isinstance(raw, list) and isinstance(part, int) and 0 <= part < len(raw):
+        return raw[part]
+    return None
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -288,7 +275,7 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
+def _format_error(err: dict, source: str, lines: dict[tuple, int], raw: Any = None) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     line = None
@@ -298,9 +285,13 @@ def _format_error(err: dict, source: str, lines: dict[tuple, int]) -> str:
             break
     where = f"{source}:{line}" if line else source
     if err["type"] == "extra_forbidden":
-        parent = _section_model(loc[:-1])
+        parent = _section_model(loc[:-1], raw)
         key = str(loc[-1])
         hint = ""
+        if parent is not None and issubclass(parent, DataSpec) and (owners := owners_of(key)):
+            dataset = _child(_child(raw, "data"), "dataset") or DEFAULT_DATASET
+            return (f"{where}: unknown key '{dotted}' for dataset {dataset}: it belongs to {' and '.join(owners)}; "
+                    "remove it or change data.dataset")
         if parent is not None:
             valid = _valid_keys(parent)
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
@@ -323,7 +314,7 @@ def validate(data: Any, *, source: str = "<recipe>", lines: dict[tuple, int] | N
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise UserError(_format_error(first, source, lines or {}) + suffix) from None
+        raise UserError(_format_error(first, source, lines or {}, data) + suffix) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -363,13 +354,7 @@ def set_dotted(data: dict, parts: list[str], value: Any, *, what: str) -> None:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; every problem is a one-line `UserError`."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe '{path}' not found; pass the path of a YAML recipe such as recipes/quickstart.yaml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read recipe '{path}': {exc}") from None
-    data, lines = load_bounded(text, source=str(path))
+    data, lines = load_bounded_file(path, what="recipe", fix="pass the path of a YAML recipe such as recipes/quickstart.yaml")
     if overrides:
         # Validate the file alone first, so its errors point at its lines.
         validate(data, source=str(path), lines=lines)

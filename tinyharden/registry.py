@@ -52,6 +52,14 @@ class Registry:
     def meta(self, name: str) -> dict[str, Any]:
         return self._entries[self.check(name)].meta
 
+    def attribute(self, name: str, key: str, default: Any = None) -> Any:
+        """The object a "module:attribute" meta value names, imported now (e.g. a dataset's `spec` class)."""
+        meta = self.meta(name)
+        if key not in meta:
+            return default
+        meta[key] = _resolve(meta[key])
+        return meta[key]
+
     def suggest(self, name: str) -> str | None:
         close = difflib.get_close_matches(str(name), list(self._entries), n=1)
         return close[0] if close else None
@@ -72,22 +80,35 @@ class Registry:
 
     def get(self, name: str) -> Any:
         entry = self._entries[self.check(name)]
-        if isinstance(entry.target, str) and ":" in entry.target:
-            module, attr = entry.target.split(":")
-            entry.target = getattr(importlib.import_module(module), attr)
+        entry.target = _resolve(entry.target)
         return entry.target
+
+
+def _resolve(target: Any) -> Any:
+    if isinstance(target, str) and ":" in target:
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+    return target
 
 
 # ----------------------------------------------------------------------------- registrations
 # folder: where `doctor` looks (a data folder name) or what it prints instead.
+# spec: the recipe's `data:` section for this dataset (a recipe.DataSpec subclass beside the loader);
+# without one the dataset takes the common keys only. augment: the training-augmentation hook
+# (data.augment.Augmentation factory); without one any train.augment setting is refused.
 
 DATASETS = Registry("dataset")
-DATASETS.register("cifar10", "tinyharden.data.cifar10:load_cifar10", folder="cifar10")
+_IMAGES = "tinyharden.data.augment:image_augmentation"
+DATASETS.register("cifar10", "tinyharden.data.cifar10:load_cifar10", folder="cifar10",
+                  spec="tinyharden.data.cifar10:Cifar10Spec", augment=_IMAGES)
 DATASETS.register("speech_commands", "tinyharden.data.speech_commands:load_speech_commands", folder="speech_commands",
-                  spaces=("features", "waveform"), folds="by speaker")
+                  spaces=("features", "waveform"), folds="by speaker",
+                  spec="tinyharden.data.speech_commands:SpeechCommandsSpec",
+                  augment="tinyharden.data.speech_augment:speech_augmentation")
 DATASETS.register("digits", "tinyharden.data.digits:load_digits", embedded="embedded (scikit-learn)",
-                  folds="stratified")
-DATASETS.register("synthetic", "tinyharden.data.synthetic:load_synthetic", embedded="generated")
+                  folds="stratified", spec="tinyharden.data.digits:DigitsSpec", augment=_IMAGES)
+DATASETS.register("synthetic", "tinyharden.data.synthetic:load_synthetic", embedded="generated",
+                  spec="tinyharden.data.synthetic:SyntheticSpec", augment=_IMAGES)
 
 MODELS = Registry("model")
 MODELS.register("resnet8", "tinyharden.models.resnet8:resnet8", input_shape=(32, 32, 3), classes=10)

@@ -143,14 +143,29 @@ def read_yaml_file(path) -> Any:
     >>> read_yaml_file("recipes/quickstart.yaml")["name"]
     'quickstart'
     """
+    return load_bounded_file(path)[0]
+
+
+def load_bounded_file(path, *, what: str | None = None, fix: str = "") -> tuple[Any, dict[tuple, int]]:
+    """(document, line of every key) of the YAML file `path`, bounded like `load_bounded`.
+
+        data, lines = load_bounded_file("recipes/quickstart.yaml", what="recipe", fix="pass a YAML recipe")
+
+    A missing file (when `what` names the kind of file) or an unreadable one is a one-line
+    `UserError`; `fix` follows "not found".
+    """
     from pathlib import Path
 
     path = Path(path)
+    if what is not None and not path.is_file():
+        raise UserError(f"{what} '{path}' not found; {fix}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read '{path}' ({type(exc).__name__}); pass a readable UTF-8 YAML file") from None
-    return load_bounded(text, source=str(path))[0]
+        if what is None:
+            raise UserError(f"cannot read '{path}' ({type(exc).__name__}); pass a readable UTF-8 YAML file") from None
+        raise UserError(f"cannot read {what} '{path}': {exc}") from None
+    return load_bounded(text, source=str(path))
 
 
 def parse_cli_value(raw: str, *, source: str) -> Any:

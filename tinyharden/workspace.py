@@ -294,8 +294,8 @@ class RunFolder:
             if folder.is_run():
                 from tinyharden.errors import UserError
 
-                raise UserError(f"'{folder.path}' is a training run folder; pass it as the model instead of --name "
-                                f"{name}, or choose another name")
+                raise UserError(f"'{folder.path}' is a training run folder; pass it as the model instead of naming "
+                                f"the run '{name}', or choose another name", option="name")
             folder.path.mkdir(parents=True, exist_ok=True)
         else:
             folder = cls.create(workspace, name)
@@ -336,11 +336,11 @@ def resolve_model(path: str | os.PathLike, *, what: str, tflite: bool = False,
     folder = RunFolder(path)
     if path.is_dir() and (folder.is_run() or not saved_model):
         if not folder.is_run():
-            raise UserError(f"'{path}' is not a run folder (no {RunFolder.RECIPE}); pass the folder `tinyharden train` "
+            raise UserError(f"'{path}' is not a run folder (no {RunFolder.RECIPE}); pass the folder a training run "
                             "created, or a model file")
         if not folder.model_file.is_file():
-            raise UserError(f"run folder '{path}' has no {RunFolder.MODEL} (training unfinished?); finish it with "
-                            f"tinyharden train --resume {path}")
+            raise UserError(f"run folder '{path}' has no {RunFolder.MODEL} (training unfinished?); resume its "
+                            "training first")
         return LocatedModel(folder.model_file, "keras", run=folder)
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in _KERAS_SUFFIXES:

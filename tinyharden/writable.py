@@ -20,7 +20,7 @@ def check_writable(folder: str | os.PathLike, *, what: str = "workspace", create
     """`folder`; a one-line `UserError` if it (or, when `create`, the ancestor it would be made in)
     is a file or cannot be written. Nothing is created."""
     folder = Path(folder)
-    flag = "-w/--workspace DIR" if what == "workspace" else "another folder"
+    flag = "another workspace" if what == "workspace" else "another folder"
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         raise UserError(f"{what} '{folder}': '{existing}' is a file, not a folder; choose {flag}")

@@ -24,7 +24,7 @@ Attacks and their default budgets (override with `-p NAME.KEY=VALUE` or a recipe
   square-art black-box ART SquareAttack                    max_iter=1000, p_init=0.05 (Linf) / 0.1 (L2)
   boundary  black-box  foolbox BoundaryAttack              steps=1000 (foolbox: 25,000)
   zoo       black-box  ART ZooAttack                       max_iter=20, binary_search_steps=1, nb_parallel=128
-  transfer  transfer   tinyharden PGD on --source          steps=20, rel_step=0.25, random_start
+  transfer  transfer   tinyharden PGD on the source model  steps=20, rel_step=0.25, random_start
   autoattack       white-box  APGD-CE, APGD-T, FAB-T in-graph + compiled Square (`autoattack`)
                    steps=100, targets=9, fab_steps=100, square_queries=5000, square_p_init=0.8
   autoattack-rand  white-box  APGD-CE, APGD-DLR in-graph with EOT  steps=100, eot_iter=20

@@ -73,10 +73,10 @@ class AutoAttack(Attack):
     def refuse(self, target, x) -> None:
         if target.num_classes < 4:
             raise UserError(f"autoattack's targeted DLR loss needs at least 4 classes; target '{target.name}' has "
-                            f"{target.num_classes}: use --suite apgd,square")
+                            f"{target.num_classes}: attack with apgd and square instead")
         if bool(getattr(target, "stochastic_at_inference", lambda _x: False)(x)):
             raise UserError(f"model '{target.name}' is random at inference (two passes differ): "
-                            "use --suite autoattack-rand (APGD with EOT over 20 passes)")
+                            "attack with autoattack-rand instead (APGD with EOT over 20 passes)")
 
     def run(self, target, x, y, *, eps, norm, seed, eot=1, batch_size=256) -> AttackOutput:
         require_differentiable(target, self.name)
@@ -114,7 +114,7 @@ class AutoAttackRand(AutoAttack):
     def refuse(self, target, x) -> None:
         if target.num_classes < 3:
             raise UserError(f"APGD-DLR needs at least 3 classes; target '{target.name}' has {target.num_classes}: "
-                            "use --suite apgd")
+                            "attack with apgd instead")
 
     def effective_eot(self, eot: int) -> int:
         return max(eot, self.eot_iter)

@@ -31,18 +31,18 @@ def budget(token: str, *, space: str) -> str:
     value, unit = float(m.group(1)), m.group(2).lower()
     if unit.startswith("step"):
         if value <= 0:
-            raise UserError(f"--eps {token}: a budget in int8 steps must be positive, e.g. 0.5step")
+            raise UserError(f"eps {token}: a budget in int8 steps must be positive, e.g. 0.5step")
         return f"{value / INT8_STEPS:.6g}"
     if space != "waveform":
-        raise UserError(f"--eps {token}: dB budgets are relative to the clip's peak and apply to --space waveform; "
+        raise UserError(f"eps {token}: dB budgets are relative to the clip's peak and apply to the waveform space; "
                         "use int8 steps (1step) or [0,1] units in feature space")
     if value >= 0:
-        raise UserError(f"--eps {token}: a dB budget relative to the peak must be negative, e.g. -40dB")
+        raise UserError(f"eps {token}: a dB budget relative to the peak must be negative, e.g. -40dB")
     return f"{10 ** (value / 20) / 2:.6g}"
 
 
 def to_data_units(text: str, *, space: str) -> str:
-    """A comma-separated --eps list with `step` / `dB` units, as [0, 1] data units."""
+    """A comma-separated eps list with `step` / `dB` units, as [0, 1] data units."""
     return ",".join(budget(t, space=space) for t in text.split(",") if t.strip())
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 
 
 @runtime_checkable
@@ -50,14 +51,28 @@ class Target(Protocol):
     """
 
     name: str
-    input_shape: tuple
+    input_shape: tuple[int, ...]
     num_classes: int
     differentiable: bool
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def check_target(target: Any) -> None:
+@runtime_checkable
+class DifferentiableTarget(Target, Protocol):
+    """A Target white-box attacks can differentiate (`KerasTarget`): TensorFlow logits of a
+    [0, 1] tensor, and the stochastic-quantizer sampling mode EOT needs."""
+
+    def logits(self, x: Any, *, training: bool = False) -> Any: ...
+
+    def sampling_mode(self) -> Any: ...
+
+    def has_stochastic_quantizers(self) -> bool: ...
+
+    def stochastic_at_inference(self, x: np.ndarray) -> bool: ...
+
+
+def check_target(target: object) -> None:
     """Raise a UserError naming what is missing if `target` does not meet the protocol."""
     missing = [a for a in ("name", "input_shape", "num_classes", "differentiable", "predict") if not hasattr(target, a)]
     if missing:
@@ -74,7 +89,7 @@ class KerasTarget:
 
     differentiable = True
 
-    def __init__(self, model: Any, *, input_range: tuple[float, float] = (0.0, 1.0), name: str | None = None,
+    def __init__(self, model: KerasModel, *, input_range: tuple[float, float] = (0.0, 1.0), name: str | None = None,
                  batch_size: int = 256):
         from tinyharden._tf import keras, tf
 
@@ -127,7 +142,7 @@ class KerasTarget:
             self._stochastic = is_stochastic_at_inference(self.data_model, np.asarray(x[:32], np.float32))
         return self._stochastic
 
-    def sampling_mode(self):
+    def sampling_mode(self) -> "_SamplingMode":
         """Context in which `logits(x, training=True)` samples the stochastic quantizers
         while BatchNorm keeps its moving statistics and Dropout stays off."""
         return _SamplingMode(self.data_model)
@@ -145,7 +160,7 @@ class _SamplingMode:
     in its graph, but must still only be *called* inside it in case it retraces.
     """
 
-    def __init__(self, model):
+    def __init__(self, model: KerasModel):
         self.model = model
         self._saved: list[tuple[Any, str, Any]] = []
 
@@ -173,8 +188,8 @@ class _SamplingMode:
         return False
 
 
-def require_differentiable(target: Any, attack: str) -> None:
+def require_differentiable(target: Target, attack: str) -> None:
     if not getattr(target, "differentiable", False) or not hasattr(target, "logits"):
         raise UserError(
             f"attack '{attack}' needs gradients, but target '{target.name}' is not differentiable "
-            "(e.g. a .tflite file); use black-box attacks (square, boundary, zoo) or transfer with --source MODEL")
+            "(e.g. a .tflite file); use black-box attacks (square, boundary, zoo) or transfer from a source model")

@@ -37,7 +37,8 @@ class Transfer(Attack):
     def run(self, target, x, y, *, eps, norm, seed, eot=1, batch_size=256) -> AttackOutput:
         src = self._source_target
         if src is None:
-            raise UserError("attack 'transfer' needs a source model: pass --source MODEL (e.g. the float twin's run folder)")
+            raise UserError("attack 'transfer' needs a source model: give one (e.g. the float twin's run folder)",
+                            option="source")
         if tuple(src.input_shape) != tuple(target.input_shape) or src.num_classes != target.num_classes:
             raise UserError(
                 f"transfer source '{src.name}' takes {src.input_shape} -> {src.num_classes} classes but the target takes "

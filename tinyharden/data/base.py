@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinyharden.errors import UserError
+from tinyharden.dataspec import DataSpec
 
 
 @dataclass
@@ -82,7 +83,7 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def check_model_fits(input_shape: tuple, num_classes: int | None, dataset: Dataset, source: str, *,
-                     fix: str = "pass the dataset the model was trained on (--data)") -> None:
+                     fix: str = "pass the dataset the model was trained on") -> None:
     """Raise a UserError unless a model of this input shape (and class count) fits `dataset`.
 
         check_model_fits((8, 8, 1), 10, load_dataset(DataSpec(dataset="digits")), "m.h5")
@@ -105,14 +106,13 @@ def stratified_limit(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(len(y))[:limit])
 
 
-def load_dataset(spec, seed: int = 0) -> Dataset:
-    """Load the dataset a recipe's `data:` section describes."""
+def load_dataset(spec: DataSpec, seed: int = 0) -> Dataset:
+    """Load the dataset a recipe's `data:` section describes.
+
+        load_dataset(DataSpec(dataset="digits"), seed=0).input_shape   # (8, 8, 1)
+    """
     from tinyharden.registry import DATASETS
 
-    if spec.fold is not None and not DATASETS.meta(spec.dataset).get("folds"):
-        # Ignoring data.fold would give every fold the same split: a silently wrong mean.
-        with_folds = ", ".join(n for n in DATASETS.names() if DATASETS.meta(n).get("folds"))
-        raise UserError(f"data.fold is set but {spec.dataset} has no k-fold split ({with_folds} do); remove data.fold")
     ds = DATASETS.get(spec.dataset)(spec, seed)
     if spec.limit_train:
         keep = stratified_limit(ds.y_train, spec.limit_train, seed)

@@ -18,10 +18,13 @@ import os
 import pickle
 from pathlib import Path
 
+from typing import Literal
+
 import numpy as np
 
 from tinyharden.data.base import Dataset, find_data_dir, split_indices
 from tinyharden.errors import UserError
+from tinyharden.dataspec import DataSpec
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -153,7 +156,13 @@ def load_cifar10_arrays(path: str | None = None):
     return arrays
 
 
-def load_cifar10(spec, seed: int) -> Dataset:
+class Cifar10Spec(DataSpec):
+    """`data:` for CIFAR-10: the common keys (path, val_fraction, limits); its augmentation is train.augment.crop/flip."""
+
+    dataset: Literal["cifar10"] = "cifar10"
+
+
+def load_cifar10(spec: Cifar10Spec, seed: int) -> Dataset:
     xtr, ytr, xte, yte = load_cifar10_arrays(spec.path)
     keep, val = split_indices(len(ytr), spec.val_fraction, seed)
 

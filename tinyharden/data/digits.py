@@ -10,12 +10,21 @@ fold of one seed partitions the same images.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from tinyharden.data.base import Dataset, split_indices
 from tinyharden.errors import UserError
+from tinyharden.dataspec import KFoldSpec
 
 TEST_FRACTION = 0.2
+
+
+class DigitsSpec(KFoldSpec):
+    """`data:` for digits: the common keys plus `fold` / `folds` (stratified folds)."""
+
+    dataset: Literal["digits"] = "digits"
 
 
 def stratified_fold_of(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -35,7 +44,7 @@ def stratified_fold_of(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold_of
 
 
-def _test_indices(y: np.ndarray, spec, seed: int) -> np.ndarray:
+def _test_indices(y: np.ndarray, spec: DigitsSpec, seed: int) -> np.ndarray:
     if spec.fold is None:
         rng = np.random.default_rng(seed)
         return np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(TEST_FRACTION * np.sum(y == c))]
@@ -45,7 +54,7 @@ def _test_indices(y: np.ndarray, spec, seed: int) -> np.ndarray:
     return np.flatnonzero(stratified_fold_of(y, spec.folds, seed) == spec.fold)
 
 
-def load_digits(spec, seed: int) -> Dataset:
+def load_digits(spec: DigitsSpec, seed: int) -> Dataset:
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()

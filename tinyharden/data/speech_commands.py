@@ -38,15 +38,17 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from tinyharden.data import audio_files as af
 from tinyharden.data import frontend
 from tinyharden.data.base import Dataset, find_data_dir
 from tinyharden.data.speech_splits import TEST_FRACTION, official_splits, speaker_splits
 from tinyharden.errors import UserError
+from tinyharden.dataspec import KFoldSpec
 
 __all__ = ["LABELS", "TEST_FRACTION", "augment_waveforms", "load_background_noise", "load_clips",
            "load_speech_commands", "speaker_of", "speaker_splits", "split_pool", "train_waveforms"]
@@ -61,6 +63,18 @@ SILENCE_FRACTION = 0.1  # _silence_ clips added per other clip (the Speech Comma
 _NOISE_GROUP_SECONDS = 10  # silence windows of one recording this close share a split
 _SPEAKER = re.compile(r"([^/_]+)_nohash_")
 _CACHE_FORMAT = "1"  # bump when the cached arrays change meaning
+
+
+class SpeechCommandsSpec(KFoldSpec):
+    """`data:` for Speech Commands: the common keys, speaker folds, a test folder and the input space."""
+
+    dataset: Literal["speech_commands"] = "speech_commands"
+    test_path: str | None = Field(None, description="a second folder whose clips are the whole test split")
+    space: Literal["features", "waveform"] = "features"
+
+    def with_folder(self, path: str | Path) -> "SpeechCommandsSpec":
+        """`path` is the whole data: no second test folder."""
+        return self.model_copy(update={"path": str(path), "test_path": None})
 
 
 # --------------------------------------------------------------------------- helpers

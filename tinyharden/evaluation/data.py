@@ -69,7 +69,7 @@ def evaluation_data(dspec, *, seed: int, split: str) -> EvalData:
 
 def check_split(split: str) -> None:
     if split not in SPLITS:
-        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got '{split}'", option="split")
 
 
 def with_split(ds, dspec, *, seed: int, split: str):

@@ -64,7 +64,7 @@ def resolve_model(model: str | Path) -> ModelRef:
 
 
 def data_spec(ref: ModelRef, *, data: Optional[str], data_path: Optional[Path]):
-    """The DataSpec of the evaluation: --data, else the model's recipe; --data-path replaces its folder."""
+    """The DataSpec of the evaluation: `data`, else the model's recipe; `data_path` replaces its folder."""
     from tinyharden.recipe import DataSpec
     from tinyharden.registry import DATASETS
 
@@ -73,12 +73,14 @@ def data_spec(ref: ModelRef, *, data: Optional[str], data_path: Optional[Path]):
     elif ref.recipe is not None:
         dspec = ref.recipe.data.model_copy()
     else:
-        raise UserError(f"'{ref.path.name}' is a bare model file: pass --data DATASET ({', '.join(DATASETS.names())})")
+        raise UserError(f"'{ref.path.name}' is a bare model file: name its dataset ({', '.join(DATASETS.names())})",
+                        option="dataset")
     if data_path is not None:
         if not Path(data_path).is_dir():
-            raise UserError(f"--data-path '{data_path}' is not a folder; point it at the folder holding the dataset's files")
+            raise UserError(f"data folder '{data_path}' is not a folder; point it at the folder holding the dataset's files",
+                            option="data_path")
         # a folder given for scoring is the data itself: no second test folder, no fold
-        dspec = dspec.model_copy(update={"path": str(data_path), "test_path": None})
+        dspec = dspec.with_folder(data_path)
     if dspec.dataset == "speech_commands" and dspec.space == "waveform":
         dspec = dspec.model_copy(update={"space": "features"})  # models take MFCC features
     return dspec
@@ -131,11 +133,11 @@ def run_evaluate(model: str | Path, *, data: Optional[str] = None, data_path: Op
 
         ev = replace(ev, x=ev.x[:n], y=ev.y[:n], files=None if ev.files is None else ev.files[:n])
     if len(ev.y) == 0:
-        raise UserError(f"the {split} split of {ev.name} is empty; use --split all or another --data-path")
+        raise UserError(f"the {split} split of {ev.name} is empty; score the 'all' split or another data folder")
     target = _target(ref, _model_range(ref, given, ev.input_range), unsafe=unsafe)
     if tuple(target.input_shape) != tuple(ev.x.shape[1:]) or target.num_classes != len(ev.class_names):
         raise UserError(f"model '{ref.path}' takes {tuple(target.input_shape)} -> {target.num_classes} classes but "
-                        f"{ev.name} has {tuple(ev.x.shape[1:])} -> {len(ev.class_names)}; pass the model's dataset (--data)")
+                        f"{ev.name} has {tuple(ev.x.shape[1:])} -> {len(ev.class_names)}; pass the model's dataset", option="dataset")
     return _score_and_write(ref, ev, target, dspec, split=split, batch_size=batch_size, workspace=workspace,
                             requested_n=n)
 

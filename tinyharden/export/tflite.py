@@ -21,7 +21,7 @@ def convert_int8(keras_model, calib_inputs: np.ndarray) -> bytes:
     """Convert a plain-Keras model to int8 TFLite, calibrated on `calib_inputs` (model units)."""
     calib_inputs = np.asarray(calib_inputs, dtype=np.float32)
     if len(calib_inputs) == 0:
-        raise UserError("no calibration inputs; the training split is empty (raise data.limit_train or --calib)")
+        raise UserError("no calibration inputs; the training split is empty (raise data.limit_train or the calibration count)")
 
     def representative():
         for i in range(len(calib_inputs)):

@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 from tinyharden.quantization import quantizers as tq
 
@@ -155,47 +156,19 @@ def quantized_weights(layer) -> dict[str, np.ndarray]:
     return out
 
 
-def quantized_twin(model):
+def quantized_twin(model: KerasModel) -> KerasModel:
     """A plain-Keras model computing what `model` computes at inference, for the converter."""
     for layer in model.layers:
         _check_supported(layer)
     config = copy.deepcopy(model.get_config())
     sequential = isinstance(model, keras.Sequential)
-    entries = config["layers"]
     by_name = {layer.name: layer for layer in model.layers}
     new_entries, renames = [], []
-    for entry in entries:
-        name = entry["config"]["name"]
-        layer = by_name.get(name)
-        cls = entry["class_name"]
-        if layer is None or not type(layer).__module__.startswith("qkeras"):
-            new_entries.append(entry)
-            continue
-        if cls == "QActivation":
-            q = getattr(layer, "quantizer", None) or layer.activation
-            twin_cls, twin_cfg = _activation_entry(q, name, name)
-            new_entries.append({**entry, **_entry(twin_cls, twin_cfg)})
-            continue
-        if cls == "QBatchNormalization":
-            cfg = _target_config("BatchNormalization", entry["config"])
-            new_entries.append({**entry, **_entry("BatchNormalization", cfg)})
-            continue
-        twin_cls = _WEIGHT_LAYERS[cls][0]
-        cfg = _target_config(twin_cls, entry["config"])
-        act = layer.activation
-        inline_act = _is_quantizer(act)
-        if inline_act:
-            cfg["activation"] = "linear"
-        new_entries.append({**entry, **_entry(twin_cls, cfg)})
-        if inline_act:
-            # A quantized activation inside the layer becomes a layer of its own after it.
-            act_name = f"{name}_act"
-            act_cls, act_cfg = _activation_entry(act, act_name, name)
-            act_entry = {**_entry(act_cls, act_cfg), "name": act_name}
-            if not sequential:
-                act_entry["inbound_nodes"] = [[[name, 0, 0, {}]]]
-                renames.append((name, act_name))
-            new_entries.append(act_entry)
+    for entry in config["layers"]:
+        entries, rename = _twin_entries(entry, by_name.get(entry["config"]["name"]), sequential)
+        new_entries += entries
+        if rename:
+            renames.append(rename)
     for old, new in renames:
         for e in new_entries:
             if e["config"]["name"] != new:
@@ -203,15 +176,7 @@ def quantized_twin(model):
         config["output_layers"] = _rename_refs(config["output_layers"], old, new)
     config["layers"] = new_entries
     config["name"] = f"{model.name}_twin"
-    objects = {**tq.custom_objects(), "ClipActivation": ClipActivation}
-    try:
-        with keras.utils.custom_object_scope(objects):
-            twin = (keras.Sequential if sequential else keras.Model).from_config(config)
-    except UserError:
-        raise
-    except Exception as exc:  # Keras raises many types while rebuilding a graph
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot rebuild '{model.name}' with plain Keras layers for export: {first[:200]}") from None
+    twin = _rebuild(model.name, config, sequential)
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -219,3 +184,43 @@ def quantized_twin(model):
         target = twin.get_layer(layer.name)
         target.set_weights([values[short_name(w)] for w in target.weights])
     return twin
+
+
+def _twin_entries(entry: dict, layer, sequential: bool) -> tuple[list[dict], tuple[str, str] | None]:
+    """The plain-Keras config entries replacing one layer's, and (old, new) if its outputs move to a new name."""
+    name, cls = entry["config"]["name"], entry["class_name"]
+    if layer is None or not type(layer).__module__.startswith("qkeras"):
+        return [entry], None
+    if cls == "QActivation":
+        q = getattr(layer, "quantizer", None) or layer.activation
+        twin_cls, twin_cfg = _activation_entry(q, name, name)
+        return [{**entry, **_entry(twin_cls, twin_cfg)}], None
+    if cls == "QBatchNormalization":
+        cfg = _target_config("BatchNormalization", entry["config"])
+        return [{**entry, **_entry("BatchNormalization", cfg)}], None
+    twin_cls = _WEIGHT_LAYERS[cls][0]
+    cfg = _target_config(twin_cls, entry["config"])
+    act = layer.activation
+    if not _is_quantizer(act):
+        return [{**entry, **_entry(twin_cls, cfg)}], None
+    # A quantized activation inside the layer becomes a layer of its own after it.
+    cfg["activation"] = "linear"
+    act_name = f"{name}_act"
+    act_cls, act_cfg = _activation_entry(act, act_name, name)
+    act_entry = {**_entry(act_cls, act_cfg), "name": act_name}
+    if sequential:
+        return [{**entry, **_entry(twin_cls, cfg)}, act_entry], None
+    act_entry["inbound_nodes"] = [[[name, 0, 0, {}]]]
+    return [{**entry, **_entry(twin_cls, cfg)}, act_entry], (name, act_name)
+
+
+def _rebuild(name: str, config: dict, sequential: bool):
+    objects = {**tq.custom_objects(), "ClipActivation": ClipActivation}
+    try:
+        with keras.utils.custom_object_scope(objects):
+            return (keras.Sequential if sequential else keras.Model).from_config(config)
+    except UserError:
+        raise
+    except Exception as exc:  # Keras raises many types while rebuilding a graph
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot rebuild '{name}' with plain Keras layers for export: {first[:200]}") from None

@@ -169,15 +169,16 @@ def _data_spec(request: AttackRequest, run_recipe: Recipe | None, user_recipe: R
     elif user_recipe is not None and "data" in user_recipe.model_fields_set:
         dspec = user_recipe.data.model_copy()
     else:
-        raise UserError(f"'{request.model.name}' is a bare model file: pass --data DATASET ({', '.join(DATASETS.names())}) "
-                        "and, if its inputs are not in [0,1], --input-range LO,HI")
+        raise UserError(f"'{request.model.name}' is a bare model file: name its dataset ({', '.join(DATASETS.names())}) "
+                        "and, if its inputs are not in [0,1], its input range LO,HI", option="dataset")
     if request.data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(request.data_path), "test_path": None})
+        dspec = dspec.with_folder(request.data_path)
     # Datasets with more than one input space (features or raw waveform) say so in the registry.
     spaces = DATASETS.meta(dspec.dataset).get("spaces")
     if request.space is not None and not spaces:
         with_spaces = [n for n in DATASETS.names() if DATASETS.meta(n).get("spaces")]
-        raise UserError(f"--space applies to {', '.join(with_spaces)} only; {dspec.dataset} has a single input space")
+        raise UserError(f"an input space applies to {', '.join(with_spaces)} only; {dspec.dataset} has a single one",
+                        option="space")
     return dspec, request.space or (dspec.space if spaces else "features")
 
 
@@ -211,9 +212,11 @@ def _transfer_source(request: AttackRequest, spec: AttackSpec) -> Optional[Path]
         return None
     source = request.source or spec.params.get("transfer", {}).get("source")
     if source is None:
-        raise UserError("the suite includes 'transfer' but no source model; pass --source MODEL (e.g. the float twin's run folder)")
+        raise UserError("the suite includes 'transfer' but no source model; give one (e.g. the float twin's run folder)",
+                        option="source")
     if not Path(source).exists():
-        raise UserError(f"transfer source '{source}' not found; pass a run folder or a .h5/.keras model file to --source")
+        raise UserError(f"transfer source '{source}' not found; give a run folder or a .h5/.keras model file",
+                        option="source")
     return Path(source)
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tinyharden.data.base import Dataset, check_model_fits, stratified_limit
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.workspace import RunFolder, atomic_write_bytes, atomic_write_json, resolve_model
 
 TFLITE_FILE = RunFolder.TFLITE
@@ -38,7 +39,7 @@ def to_model_units(x: np.ndarray, data_range: Sequence[float], model_range: Sequ
     return (mlo + (np.asarray(x, np.float32) - dlo) / (dhi - dlo) * (mhi - mlo)).astype(np.float32)
 
 
-def keras_outputs(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def keras_outputs(model: KerasModel, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     # Eager calls, not model.predict: predict's graph optimizer logs spurious errors on
     # clipped ReLUs, and at inference the two compute the same thing.
     outs = [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
@@ -49,7 +50,7 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y) * 100.0) if len(y) else 0.0
 
 
-def _model_input_shape(model) -> tuple:
+def _model_input_shape(model: KerasModel) -> tuple:
     shape = model.input_shape
     if isinstance(shape, list):
         if len(shape) != 1:
@@ -58,10 +59,10 @@ def _model_input_shape(model) -> tuple:
     return tuple(shape[1:])
 
 
-def check_compatible(model, dataset: Dataset) -> None:
+def check_compatible(model: KerasModel, dataset: Dataset) -> None:
     """Raise a UserError unless `model` takes one input of the dataset's shape."""
     check_model_fits(_model_input_shape(model), None, dataset, model.name,
-                     fix="pick the dataset the model was trained on (--data)")
+                     fix="pick the dataset the model was trained on")
 
 
 def check_gates(parity: dict, deployed: dict, *, max_drop: float | None, allow_drop: bool,
@@ -80,7 +81,7 @@ def check_gates(parity: dict, deployed: dict, *, max_drop: float | None, allow_d
     return gates
 
 
-def _parity(model, twin, micro, dataset: Dataset, data_range, model_range, *, limit: int | None, seed: int,
+def _parity(model: KerasModel, twin: KerasModel, micro, dataset: Dataset, data_range, model_range, *, limit: int | None, seed: int,
             progress: Progress | None) -> dict[str, Any]:
     """Keras vs its int8 twin vs the TFLM interpreter on (a subset of) the test split."""
     from tinyharden.workspace import package_versions
@@ -106,7 +107,7 @@ def _parity(model, twin, micro, dataset: Dataset, data_range, model_range, *, li
     }
 
 
-def _convert(model, dataset: Dataset, data_range, model_range, *, calib: int, seed: int,
+def _convert(model: KerasModel, dataset: Dataset, data_range, model_range, *, calib: int, seed: int,
              progress: Progress | None) -> tuple[bytes, Any, int]:
     """(flatbuffer, float twin, calibration samples): int8 conversion calibrated on training inputs."""
     from tinyharden.export.tflite import export_tflite
@@ -137,7 +138,7 @@ def _write_files(out_dir: Path, tflite_bytes: bytes, micro, footprint: dict, *, 
     return files + [FOOTPRINT_FILE]
 
 
-def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: Sequence[float] | None = None,
+def export_model(model: KerasModel, dataset: Dataset, out_dir: str | Path, *, model_range: Sequence[float] | None = None,
                  formats: Sequence[str] = ("tflite", "c"), calib: int = 500, limit: int | None = None,
                  seed: int = 0, max_drop: float | None = 1.0, allow_drop: bool = False,
                  max_flash: int | None = None, max_ram: int | None = None,
@@ -154,7 +155,8 @@ def export_model(model, dataset: Dataset, out_dir: str | Path, *, model_range: S
     data_range = tuple(float(v) for v in dataset.input_range)
     model_range = tuple(float(v) for v in (model_range or data_range))
     if model_range[1] <= model_range[0]:
-        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. --input-range 0,255")
+        raise UserError(f"input range {model_range} is empty; give it as LO,HI with LO < HI, e.g. 0,255",
+                        option="input_range")
     check_compatible(model, dataset)
 
     tflite_bytes, twin, n_calib = _convert(model, dataset, data_range, model_range, calib=calib, seed=seed,
@@ -220,7 +222,7 @@ class ExportRequest(BaseModel):
     max_flash: Optional[int] = Field(None, gt=0)
     max_ram: Optional[int] = Field(None, gt=0)
     unsafe: bool = False
-    name: Optional[str] = Field(None, description="run folder for a bare model file (shared with `attack --name`)")
+    name: Optional[str] = Field(None, description="run folder for a bare model file (shared with the attack job's `name`)")
 
 
 @dataclass
@@ -236,20 +238,21 @@ def _bare_spec(name: Optional[str], model_path: Path):
     from tinyharden.registry import DATASETS
 
     if name is None:
-        raise UserError(f"'{model_path}' is a bare model file: pass --data ({DATASETS.choices()}) "
-                        "for calibration and the parity check")
+        raise UserError(f"'{model_path}' is a bare model file: name its dataset ({DATASETS.choices()}) "
+                        "for calibration and the parity check", option="dataset")
     if name not in DATASETS:
-        raise UserError(f"unknown dataset '{name}'; --data takes one of {DATASETS.choices()}{DATASETS.hint(name)}")
+        raise UserError(f"unknown dataset '{name}'; choose one of {DATASETS.choices()}{DATASETS.hint(name)}",
+                        option="dataset")
     return DataSpec(dataset=name)
 
 
 def _dataset(dspec, seed: int, request: "ExportRequest") -> Dataset:
-    """The dataset, from --data-path if given; split "all" makes every sample the parity split."""
+    """The dataset, from `data_path` if given; split "all" makes every sample the parity split."""
     from tinyharden.data.base import load_dataset
     from tinyharden.evaluation.data import with_split
 
     if request.data_path is not None:
-        dspec = dspec.model_copy(update={"path": str(request.data_path), "test_path": None})
+        dspec = dspec.with_folder(request.data_path)
     return with_split(load_dataset(dspec, seed), dspec, seed=seed, split=request.split)
 
 

@@ -10,7 +10,7 @@ regularization, adversarial training and incremental schedule apply). The run fo
 then holds what `train` writes (model.h5, recipe.yaml, metrics.json, env.json, and
 checkpoints while fine-tuning), so `attack`, `export` and `report` take it as it is, plus
 quantize.json. While fine-tuning, ptq_model.h5 holds the starting twin and the saved
-recipe's model.path points at it, so `train --resume` / `quantize --resume` rebuild it;
+recipe's model.path points at it, so resuming the train or quantize job rebuilds it;
 with distillation and no teacher named, the float model is the teacher and is kept as
 teacher.h5 for the same reason.
 """
@@ -28,6 +28,7 @@ from tinyharden.artifacts import SCHEMA_VERSION
 from tinyharden.data import Dataset
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import Interrupted, UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.models.convert import INPUT_SCALE, input_rescaling, quantize_model
 from tinyharden.recipe import Recipe, apply_overrides, load_recipe, parse_override, validate
 from tinyharden.safe_yaml import read_yaml_file
@@ -80,9 +81,9 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
 
     Layers, lowest first: fine-tune defaults; the source run's recipe (seed, data, batch
     size, augmentation, robustness); `recipe_file` (all but model:); `quantization`
-    (--config/--preset); dotted `overrides`; `finetune_epochs`; `distill` (--distill: turns
+    (a config file or a preset); dotted `overrides`; `finetune_epochs`; `distill` (turns
     on train.distill, from the float model unless a teacher is named). Without
-    --finetune-epochs the fine-tune runs only if the recipe file or an override sets train.epochs.
+    `finetune_epochs` the fine-tune runs only if the recipe file or an override sets train.epochs.
     """
     overrides = list(overrides or [])
     merged: dict[str, Any] = {"name": name, "data": data,
@@ -98,7 +99,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
     if distill and not merged["train"].get("distill"):
         merged["train"]["distill"] = {}
     if not (merged.get("data") or {}).get("dataset"):
-        raise UserError(f"no dataset for the model; pass --data ({DATASETS.choices()}) "
+        raise UserError(f"no dataset for the model; name the one it was trained on ({DATASETS.choices()}) "
                         "or a recipe with data.dataset")
     epochs_set = "epochs" in (file_data.get("train") or {}) or any(
         parse_override(o)[0] == ["train", "epochs"] for o in overrides)
@@ -108,19 +109,20 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
         merged["train"]["epochs"] = finetune_epochs
     else:
         if distill:
-            raise UserError("--distill teaches the fine-tune; give it epochs with --finetune-epochs N")
+            raise UserError("distillation teaches the fine-tune; give the fine-tune a number of epochs",
+                            option="finetune_epochs")
         merged["train"].pop("epochs", None)
         if isinstance(merged["quantization"], dict):
             merged["quantization"].pop("incremental", None)  # a schedule needs epochs to run in
     source = "quantize options" + (f" with {recipe_file}" if recipe_file else "") + (f" and {' '.join(overrides)}" if overrides else "")
     recipe = validate(merged, source=source)
     if recipe.quantization.preset == "float" and not recipe.quantization.layers:
-        raise UserError(f"no quantization chosen; pass --preset ({', '.join(p for p in PRESETS.names() if p != 'float')}) "
-                        "or a --config with a preset")
+        raise UserError(f"no quantization chosen; choose a preset ({', '.join(p for p in PRESETS.names() if p != 'float')}) "
+                        "or a quantization config with one", option="preset")
     return recipe, finetune_epochs
 
 
-def _stage(model, ds: Dataset, footprint: dict) -> dict[str, Any]:
+def _stage(model: KerasModel, ds: Dataset, footprint: dict) -> dict[str, Any]:
     from tinyharden.training.trainer import evaluate
 
     loss, acc = evaluate(model, ds.x_test, ds.y_test)
@@ -133,17 +135,17 @@ def _rescaling_name(twin) -> str:
     return next(layer.name for layer in twin.layers if layer.name.startswith(INPUT_SCALE))
 
 
-def _save_model(model, path: Path) -> None:
+def _save_model(model: KerasModel, path: Path) -> None:
     with atomic_path(path) as tmp:
         model.save(tmp, save_format="h5", include_optimizer=False)
 
 
-def check_fits(model, ds: Dataset, source: str) -> None:
+def check_fits(model: KerasModel, ds: Dataset, source: str) -> None:
     check_model_fits(model.input_shape[1:], model.output_shape[-1], ds, source,
-                     fix="pick the dataset the model was trained on (--data)")
+                     fix="pick the dataset the model was trained on")
 
 
-def quantize(model, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
+def quantize(model: KerasModel, recipe: Recipe, ds: Dataset, workspace: Path, *, source: str, finetune_epochs: int,
              model_range: tuple[float, float] | None = None, on_progress: Callable | None = None,
              on_start: Callable[[Path], None] | None = None, on_epoch: Callable | None = None) -> dict[str, Any]:
     """Quantize float `model` under `recipe.quantization`, fine-tune, write the run folder; returns quantize.json."""
@@ -208,7 +210,7 @@ def finish_finetune(trainer, result: dict[str, Any]) -> dict[str, Any]:
     return _complete(result, metrics, trainer.recipe, trainer.model, trainer.run_dir)
 
 
-def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model, run_dir: Path) -> dict[str, Any]:
+def _complete(result: dict[str, Any], metrics: dict, r: Recipe, model: KerasModel, run_dir: Path) -> dict[str, Any]:
     from tinyharden.footprint import summarize
 
     test = metrics["test"]
@@ -252,11 +254,11 @@ def resume(run_dir: Path, *, on_progress: Callable | None = None,
     record = run_dir / QUANTIZE_FILE
     if not record.is_file():
         raise UserError(f"'{run_dir}' is not a quantize run folder (no {QUANTIZE_FILE}); "
-                        "pass the folder `tinyharden quantize` created, or use `tinyharden train --resume`")
+                        "pass the folder the quantize job created, or resume it as a training run")
     result = json.loads(record.read_text())
     if result.get("status") == "done":
-        raise UserError(f"quantize run '{run_dir}' already finished; start a new one instead of --resume")
-    if (run_dir / "metrics.json").is_file():  # `train --resume` finished the fine-tune: only the record is left
+        raise UserError(f"quantize run '{run_dir}' already finished; start a new one instead of resuming it")
+    if (run_dir / "metrics.json").is_file():  # a resumed training finished the fine-tune: only the record is left
         from tinyharden.models import load_model
 
         metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -302,16 +304,16 @@ def check_preset(name: Optional[str], what: str) -> None:
 
 def _data_section(request: QuantizeRequest) -> dict:
     if request.dataset is not None and request.dataset not in DATASETS:
-        raise UserError(f"unknown dataset '{request.dataset}'; --data takes one of {DATASETS.choices()}"
-                        f"{DATASETS.hint(request.dataset)}")
+        raise UserError(f"unknown dataset '{request.dataset}'; choose one of {DATASETS.choices()}"
+                        f"{DATASETS.hint(request.dataset)}", option="dataset")
     section: dict[str, Any] = {"dataset": request.dataset} if request.dataset else {}
     if request.data_path is not None:
         section["path"] = str(request.data_path)
     return section
 
 
-def _quant_section(request: QuantizeRequest, float_model) -> dict:
-    """--config, then --ends for the first and last quantizable layers, then --preset."""
+def _quant_section(request: QuantizeRequest, float_model: KerasModel) -> dict:
+    """`config`, then `ends` for the first and last quantizable layers, then `preset`."""
     from tinyharden.models.loading import logits_model
     from tinyharden.models.convert import weighted_layer_names
 
@@ -329,17 +331,17 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
                  on_start: Callable[[Path], None] | None = None, warn: Callable[[str], None] | None = None,
                  on_epoch: Callable | None = None) -> QuantizeResult:
     """Quantize `request.model` into a new run folder; cheap checks run before TensorFlow loads."""
-    check_preset(request.preset, "--preset")
-    check_preset(request.ends, "--ends")
+    check_preset(request.preset, "preset")
+    check_preset(request.ends, "ends")
     data_section = _data_section(request)
-    for what, path in (("--config", request.config), ("--recipe", request.recipe)):
+    for what, path in (("quantization config", request.config), ("recipe", request.recipe)):
         if path is not None and not path.is_file():
             raise UserError(f"{what} file '{path}' not found; pass the path of a YAML file")
     source = RunFolder(request.model)
     is_run = source.is_run()
     if not is_run and not data_section.get("dataset") and request.recipe is None:
-        raise UserError(f"'{request.model}' is a bare model file: pass --data ({DATASETS.choices()}) "
-                        "or a --recipe with a data: section")
+        raise UserError(f"'{request.model}' is a bare model file: name its dataset ({DATASETS.choices()}) "
+                        "or give a recipe with a data: section", option="dataset")
     from tinyharden.data import load_dataset
     from tinyharden.models.loading import load_model, logits_model
     from tinyharden.models.convert import check_supported
@@ -348,10 +350,10 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
     if is_run:
         if not source.model_file.is_file():
             raise UserError(f"run folder '{request.model}' has no {RunFolder.MODEL}; finish training it first "
-                            f"(tinyharden train --resume {request.model})")
+                            "(resume its training)")
         inherited = source.recipe()
         if data_section.get("dataset") and warn:
-            warn(f"--data is ignored for run folder '{request.model}': its recipe names the dataset "
+            warn(f"the dataset given is ignored for run folder '{request.model}': its recipe names the dataset "
                  f"({inherited.data.dataset})")
         data_section = {}
     from tinyharden.quantization.dequantize import dequantize
@@ -385,7 +387,7 @@ def quantize_job(request: QuantizeRequest, workspace: Path, *, on_progress: Call
     except KeyboardInterrupt:
         if not started or not epochs:
             raise
-        raise Interrupted(f"interrupted while fine-tuning; resume with: tinyharden quantize --resume {started[0]}") from None
+        raise Interrupted(f"interrupted while fine-tuning; resume the quantize run {started[0]}") from None
     return QuantizeResult(record=record, run_dir=started[0])
 
 
@@ -394,5 +396,5 @@ def resume_job(run_dir: Path, *, on_progress: Callable | None = None,
     try:
         record = resume(run_dir, on_progress=on_progress, on_start=on_start, on_epoch=on_epoch)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted while fine-tuning; resume with: tinyharden quantize --resume {run_dir}") from None
+        raise Interrupted(f"interrupted while fine-tuning; resume the quantize run {run_dir}") from None
     return QuantizeResult(record=record, run_dir=Path(run_dir))

@@ -1,4 +1,4 @@
-"""The train job: a recipe into a new run folder, or `--resume` of an unfinished one.
+"""The train job: a recipe into a new run folder, or the resume of an unfinished one.
 
     from tinyharden.jobs.train import train
     result = train(load_recipe("recipes/quickstart.yaml"), Path("runs"))
@@ -29,7 +29,7 @@ def _fit(trainer, on_start: Callable[[Path], None] | None) -> TrainResult:
     except KeyboardInterrupt:
         # The epoch counter runs ahead of the last checkpoint: name only what a resume will find.
         raise Interrupted(f"interrupted; checkpointed through epoch {trainer.checkpointed_epoch}; resume the training "
-                          f"with: tinyharden train --resume {trainer.run_dir}") from None
+                          f"run {trainer.run_dir}") from None
     return TrainResult(run_dir=trainer.run_dir, metrics=metrics, dataset=trainer.ds)
 
 

@@ -30,6 +30,7 @@ from tinyharden._tf import keras, tf  # first: sets TF_USE_LEGACY_KERAS before Q
 
 import qkeras  # noqa: E402
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.quantization.presets import LayerQuantizers, resolve, unused_layer_patterns
 from tinyharden.quantization.quantizers import make_quantizer
 from tinyharden.recipe import QuantizationSpec
@@ -192,18 +193,33 @@ def input_rescaling(data_range: Sequence[float], model_range: Sequence[float]) -
     return float(scale), float(mlo - dlo * scale)
 
 
-def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float, float] | None = None,
+def quantize_model(model: KerasModel, spec: QuantizationSpec | str, *, rescale: tuple[float, float] | None = None,
                    name: str | None = None):
     """(twin, plan): the QKeras twin of float `model` outputting logits, and one LayerPlan per layer.
 
     `rescale` = (scale, offset) prepends `Rescaling(scale, offset)` named 'input_scale';
     see `input_rescaling`. The source model is not modified.
     """
-    from tinyharden.models.loading import logits_model
-
     if isinstance(spec, str):
         spec = QuantizationSpec(preset=spec)
     name = name or model.name
+    model = _quantizable(model, spec, rescale)
+    taken = {layer.name for layer in model.layers}
+    new_inputs, tensor_map = _twin_inputs(model, rescale, taken)
+    pairs, plan = _map_graph(model, spec, taken, tensor_map)
+    outputs = [tensor_map[id(t)] for t in model.outputs]
+    twin = keras.Model(new_inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
+    for old, new in pairs:
+        new.set_weights(old.get_weights())
+    order = {layer.name: i for i, layer in enumerate(model.layers)}
+    plan.sort(key=lambda p: order.get(p.name, len(order)))
+    return twin, plan
+
+
+def _quantizable(model: KerasModel, spec: QuantizationSpec, rescale: tuple[float, float] | None) -> KerasModel:
+    """`model` as a logits model, or a UserError saying why it cannot be quantized as asked."""
+    from tinyharden.models.loading import logits_model
+
     if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
         raise UserError(f"model '{getattr(model, 'name', model)}' is a subclassed Keras model; "
                         "quantize needs a functional or Sequential model (save it with model.save('m.h5') from one)")
@@ -214,9 +230,13 @@ def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float,
         raise UserError(f"quantization.layers names {', '.join(repr(u) for u in unused)}, which match no layer of "
                         f"'{model.name}'; its quantizable layers are: {', '.join(weighted_layer_names(model))}")
     if len(model.inputs) != 1 and rescale is not None:
-        raise UserError(f"model '{model.name}' has {len(model.inputs)} inputs; --input-range supports single-input models")
+        raise UserError(f"model '{model.name}' has {len(model.inputs)} inputs; an input range applies to "
+                        "single-input models only")
+    return model
 
-    taken = {layer.name for layer in model.layers}
+
+def _twin_inputs(model, rescale: tuple[float, float] | None, taken: set[str]) -> tuple[list, dict]:
+    """The twin's Input layers (each followed by the rescaling, if any) and id(source tensor) -> twin tensor."""
     tensor_map: dict = {}  # id(source tensor) -> twin tensor (Keras tensors are unhashable)
     new_inputs = []
     for t in model.inputs:
@@ -227,7 +247,11 @@ def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float,
         if rescale is not None:
             x = L.Rescaling(rescale[0], rescale[1], name=_free_name(INPUT_SCALE, taken))(x)
         tensor_map[id(t)] = x
+    return new_inputs, tensor_map
 
+
+def _map_graph(model, spec: QuantizationSpec, taken: set[str], tensor_map: dict) -> tuple[list[tuple], list[LayerPlan]]:
+    """Call every layer's twin on the twin tensors, node by node; (source, twin) weight pairs and the plan."""
     layer_map: dict = {}
     pairs: list[tuple] = []  # (source layer, its first twin layer): weights to carry over
     plan: list[LayerPlan] = []
@@ -248,12 +272,5 @@ def quantize_model(model, spec: QuantizationSpec | str, *, rescale: tuple[float,
                 out = extra(out)
             for old, new in zip(tf.nest.flatten(node.output_tensors), tf.nest.flatten(out)):
                 tensor_map[id(old)] = new
-
-    outputs = [tensor_map[id(t)] for t in model.outputs]
-    twin = keras.Model(new_inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
-    for old, new in pairs:
-        new.set_weights(old.get_weights())
-    order = {layer.name: i for i, layer in enumerate(model.layers)}
-    plan.sort(key=lambda p: order.get(p.name, len(order)))
-    return twin, plan
+    return pairs, plan
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyharden._tf import keras, tf
+import numpy as np
+
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.footprint.summary import WEIGHT_QUANTIZERS
 from tinyharden.models.safe_load import check_model_file
 from tinyharden.quantization import quantizers as tq
@@ -19,7 +22,7 @@ from tinyharden.quantization import quantizers as tq
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
-def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False):
+def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False) -> KerasModel:
     """Load a Keras model file (or a run folder's model.h5) with QKeras custom objects.
 
         load_model("kws-dscnn-float")      # a shipped model's name (tinyharden pretrained) is its folder
@@ -52,7 +55,7 @@ def load_model(path: str | Path, *, unsafe: bool = False, compile: bool = False)
     return model
 
 
-def adopt_quantizers(model) -> None:
+def adopt_quantizers(model: KerasModel) -> None:
     """Replace QKeras quantizers by tinyharden's training-aware equivalents, in place.
 
     Weight quantizers gain sampling from the Keras call context; activation quantizers
@@ -80,7 +83,7 @@ def _ours(quantizer):
     return ours.from_config(quantizer.get_config())
 
 
-def logits_model(model):
+def logits_model(model: KerasModel) -> KerasModel:
     """A model that outputs logits: strips a final softmax (layer or activation) if present.
 
     Attacks and Jacobian regularization need logits; many user models (the MLPerf ones
@@ -100,7 +103,7 @@ def logits_model(model):
     return model
 
 
-def is_stochastic_at_inference(model, x) -> bool:
+def is_stochastic_at_inference(model: KerasModel, x: np.ndarray) -> bool:
     """True if two inference-mode passes differ (a stochastic layer is active at inference)."""
     a = model(x, training=False)
     b = model(x, training=False)

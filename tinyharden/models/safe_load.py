@@ -35,7 +35,7 @@ _SAFE_OPS = {"reshape", "transpose", "concat", "stack", "squeeze", "expand_dims"
 _SAFE_MODULE_PREFIXES = ("keras", "tf_keras", "qkeras", "tinyharden")
 _SKIPPED_KEYS = {"training_config"}  # losses/metrics/optimizer: never deserialised with compile=False
 _MAX_PROTO_BYTES = 1 << 30
-_FIX = "pass --unsafe only if you trust the file"
+_FIX = "allow unsafe loading only if you trust the file"
 
 
 @functools.lru_cache(maxsize=1)

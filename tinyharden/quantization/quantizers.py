@@ -13,6 +13,7 @@ syntax, with these classes standing in for QKeras' own stochastic ones.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 
@@ -169,45 +170,53 @@ class _MaskMixin:
         return super().get_config()
 
 
+class _SampledMixin(_MaskMixin):
+    """A stochastic quantizer: `_sample` while training, `_deterministic`'s levels at inference."""
+
+    _sample: Any  # (quantizer, x) -> sampled levels, straight-through
+    _deterministic: Any  # the QKeras class whose __call__ gives the inference levels
+
+    @_in_float32
+    def __call__(self, x):
+        q = _switch(_training(), lambda: type(self)._sample(self, x), lambda: self._deterministic.__call__(self, x))
+        return _mix_incremental(self, x, q)
+
+
 @keras.utils.register_keras_serializable(package="tinyharden")
-class stochastic_ternary(_MaskMixin, qkeras.stochastic_ternary):  # noqa: N801 - QKeras naming
+class stochastic_ternary(_SampledMixin, qkeras.stochastic_ternary):  # noqa: N801 - QKeras naming
     """Ternary weights {-a, 0, +a}; sampled while training, deterministic at inference."""
 
-    @_in_float32
-    def __call__(self, x):
-        q = _switch(_training(), lambda: _ternary_sample(self, x), lambda: qkeras.ternary.__call__(self, x))
-        return _mix_incremental(self, x, q)
+    _sample, _deterministic = staticmethod(_ternary_sample), qkeras.ternary
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
-class stochastic_binary(_MaskMixin, qkeras.stochastic_binary):  # noqa: N801
+class stochastic_binary(_SampledMixin, qkeras.stochastic_binary):  # noqa: N801
     """Binary weights {-a, +a}; sampled while training, deterministic at inference."""
 
-    @_in_float32
-    def __call__(self, x):
-        q = _switch(_training(), lambda: _binary_sample(self, x), lambda: qkeras.binary.__call__(self, x))
-        return _mix_incremental(self, x, q)
+    _sample, _deterministic = staticmethod(_binary_sample), qkeras.binary
 
 
-@keras.utils.register_keras_serializable(package="tinyharden")
-class ternary(_MaskMixin, qkeras.ternary):  # noqa: N801
-    @_in_float32
-    def __call__(self, x):
-        return _mix_incremental(self, x, super().__call__(x))
+class _DeterministicMixin(_MaskMixin):
+    """A deterministic QKeras quantizer (the next class in the MRO) under the incremental schedule."""
 
-
-@keras.utils.register_keras_serializable(package="tinyharden")
-class binary(_MaskMixin, qkeras.binary):  # noqa: N801
     @_in_float32
     def __call__(self, x):
         return _mix_incremental(self, x, super().__call__(x))
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")
-class quantized_bits(_MaskMixin, qkeras.quantized_bits):  # noqa: N801
-    @_in_float32
-    def __call__(self, x):
-        return _mix_incremental(self, x, super().__call__(x))
+class ternary(_DeterministicMixin, qkeras.ternary):  # noqa: N801
+    pass
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class binary(_DeterministicMixin, qkeras.binary):  # noqa: N801
+    pass
+
+
+@keras.utils.register_keras_serializable(package="tinyharden")
+class quantized_bits(_DeterministicMixin, qkeras.quantized_bits):  # noqa: N801
+    pass
 
 
 @keras.utils.register_keras_serializable(package="tinyharden")

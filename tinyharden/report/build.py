@@ -30,7 +30,7 @@ def apply_baseline(rows: list[dict[str, Any]], baseline: str) -> None:
     """Mark the row whose id is `baseline` and give every row on its dataset its deltas against it."""
     base = next((r for r in rows if r["id"] == baseline), None)
     if base is None:
-        raise UserError(f"--baseline '{baseline}' is not a row of this report; pass one of its run folders "
+        raise UserError(f"baseline '{baseline}' is not a row of this report; pass one of its run folders "
                         f"or a published row ({', '.join(r['id'] for r in rows)})")
     base_attacks = {c["name"]: c for c in base["attacks"]}
     for row in rows:
@@ -53,7 +53,7 @@ def build(entries: list[Entry], *, headline_eps: float | None = None, baseline: 
           plots: list[str] | None = None) -> dict[str, Any]:
     """The report document (schema.Report), validated."""
     if references not in REFERENCE_MODES:
-        raise UserError(f"--references must be one of {', '.join(REFERENCE_MODES)}, got '{references}'")
+        raise UserError(f"references must be one of {', '.join(REFERENCE_MODES)}, got '{references}'", option="references")
     rows = [e.row for e in entries]
     if references != "none":
         datasets = None if references == "all" else {r["dataset"] for r in rows if r["dataset"]}
@@ -124,7 +124,7 @@ def generate(paths: list[Path], *, eps: float | None = None, baseline: str | Non
         try:
             plot_files = write_plots(entries, doc["rows"], Path(plots_dir))
         except OSError as exc:
-            raise UserError(f"cannot write plots to '{plots_dir}' ({exc.strerror or exc}); pass --out FILE in a "
-                            "writable folder, or --no-plots") from None
+            raise UserError(f"cannot write plots to '{plots_dir}' ({exc.strerror or exc}); write the report "
+                            "into a writable folder, or without plots", option="out") from None
         doc["plots"] = [str(p) for p in plot_files]
     return doc, entries, plot_files

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinyharden.artifacts import (Artifact, ArtifactError, AttackArtifact, Deployed, ExportArtifact, FootprintArtifact,
+                                  MetricsArtifact, validate_artifact)
 from tinyharden.errors import UserError
 from tinyharden.formatting import fmt_eps
 from tinyharden.stats import wilson_interval
@@ -42,23 +44,6 @@ class Entry:
 
 class _Missing(Exception):
     """A file lacks a field this reader needs; turned into a UserError naming the run."""
-
-
-def _need(doc: Any, dotted: str, file: str) -> Any:
-    cur = doc
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise _Missing(f"{file} lacks '{dotted}'")
-        cur = cur[part]
-    return cur
-
-
-def _opt(doc: Any, dotted: str, default: Any = None) -> Any:
-    try:
-        value = _need(doc, dotted, "")
-    except _Missing:
-        return default
-    return default if value is None else value
 
 
 def proportion(value: Any, n: Any = None, k: Any = None, ci: Any = None) -> dict[str, Any] | None:
@@ -94,14 +79,12 @@ def _scalar_params(params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
-def eps_names(att: dict) -> dict[float, str]:
+def eps_names(att: AttackArtifact) -> dict[float, str]:
     """attack.json's eps by value, as the user wrote them (config.eps_text), else in the space's unit
     (config.eps_label: int8 steps, dB), else 8/255 style."""
-    cfg = att.get("config") if isinstance(att.get("config"), dict) else {}
-    eps = [float(e) for e in cfg.get("eps") or []]
-    for key in ("eps_text", "eps_label"):
-        names = cfg.get(key)
-        if isinstance(names, list) and len(names) == len(eps) and all(isinstance(n, str) for n in names):
+    eps = [float(e) for e in att.config.eps]
+    for names in (att.config.eps_text, att.config.eps_label):
+        if names is not None and len(names) == len(eps) and all(isinstance(n, str) for n in names):
             return dict(zip(eps, names))
     return {}
 
@@ -129,99 +112,107 @@ def budget_text(eps: float | None, norm: str | None, n: int | None, params: dict
 
 # --------------------------------------------------------------------------- files
 
-def _attack_part(att: dict, eps: float | None) -> dict[str, Any]:
-    records = _need(att, "attacks", ATTACK)
-    if not isinstance(records, list):
-        raise _Missing(f"{ATTACK} 'attacks' is not a list")
-    norm = _opt(att, "config.norm")
-    n = _opt(att, "data.n")
-    sweep_eps = sorted({float(r["eps"]) for a in records for r in a.get("results", []) if "eps" in r}
-                       | {float(e) for e in _opt(att, "config.eps", [])})
-    flags: list[dict[str, str]] = []
+def _headline(sweep_eps: list[float], eps: float | None, flags: list[dict[str, str]]) -> float | None:
+    """The eps the row's attack columns show: `eps` if the sweep has it, else the largest."""
     if eps is None:
-        headline = sweep_eps[-1] if sweep_eps else None
-    else:
-        headline = next((e for e in sweep_eps if same_eps(e, eps)), None)
-        if headline is None:
-            flags.append({"code": "eps_missing", "message": f"no attack results at eps {fmt_eps(eps)} "
-                          f"(attack.json has {', '.join(fmt_eps(e) for e in sweep_eps) or 'none'})"})
-    clean = _attack_proportion(_need(att, "clean.accuracy", ATTACK))
-    names, space = eps_names(att), _opt(att, "data.space", "features")
-    point = lambda e, p: {"eps": e, "label": eps_name(names, e), **p}  # noqa: E731
+        return sweep_eps[-1] if sweep_eps else None
+    headline = next((e for e in sweep_eps if same_eps(e, eps)), None)
+    if headline is None:
+        flags.append({"code": "eps_missing", "message": f"no attack results at eps {fmt_eps(eps)} "
+                      f"(attack.json has {', '.join(fmt_eps(e) for e in sweep_eps) or 'none'})"})
+    return headline
+
+
+def _attack_cells(att: AttackArtifact, headline: float | None, clean: dict) -> tuple[list[dict], list[dict]]:
+    """(cells at the headline eps, one sweep of points per attack, each point labelled as the user wrote it)."""
+    names, space = eps_names(att), att.data.space
     cells, sweeps = [], []
-    for a in records:
-        name = _need(a, "name", ATTACK)
-        results = a.get("results") or []
-        params = _scalar_params(a.get("params"))
-        a_norm = a.get("eval_norm") or norm
+    for a in att.attacks:
+        params = _scalar_params(a.params)
+        a_norm = a.eval_norm or att.config.norm
         points = [{"eps": 0.0, "label": "0", **clean}]
-        for r in results:
-            points.append(point(float(_need(r, "eps", ATTACK)), _attack_proportion(_need(r, "robust_accuracy", ATTACK))))
-        sweeps.append({"attack": name, "space": space, "points": points})
-        hit = next((r for r in results if headline is not None and same_eps(float(r["eps"]), headline)), None)
+        for r in a.results:
+            points.append({"eps": float(r.eps), "label": eps_name(names, float(r.eps)), **_attack_proportion(r.robust_accuracy)})
+        sweeps.append({"attack": a.name, "space": space, "points": points})
+        hit = next((r for r in a.results if headline is not None and same_eps(float(r.eps), headline)), None)
         if hit is None:
             continue
-        cells.append({**_attack_proportion(hit["robust_accuracy"]), "name": name, "kind": a.get("kind"),
-                      "eps": float(hit["eps"]), "norm": a_norm, "params": params, "eot": a.get("eot"),
-                      "budget": budget_text(float(hit["eps"]), a_norm, n, params, a.get("eot"),
-                                            bool(a.get("minimum_norm")), eps_name(names, float(hit["eps"])))})
-    worst = None
-    per_eps = _opt(att, "suite.per_eps", [])
+        cells.append({**_attack_proportion(hit.robust_accuracy), "name": a.name, "kind": a.kind,
+                      "eps": float(hit.eps), "norm": a_norm, "params": params, "eot": a.eot,
+                      "budget": budget_text(float(hit.eps), a_norm, att.data.n, params, a.eot, bool(a.minimum_norm),
+                                            eps_name(names, float(hit.eps)))})
+    return cells, sweeps
+
+
+def _worst_case(att: AttackArtifact, headline: float | None, sweep_eps: list[float], cells: list[dict],
+                clean: dict, sweeps: list[dict]) -> dict[str, Any] | None:
+    """The suite's worst case at the headline eps (and its sweep, appended to `sweeps`)."""
+    names = eps_names(att)
+    per_eps = att.suite.per_eps if att.suite is not None else []
     if per_eps:
-        sweeps.append({"attack": "worst case", "space": space, "points": [{"eps": 0.0, "label": "0", **clean}] + [
-            point(float(p["eps"]), _attack_proportion(p["robust_accuracy"])) for p in per_eps]})
-    p = next((p for p in per_eps if headline is not None and same_eps(float(p["eps"]), headline)), None)
-    if p is None and headline is not None and len(sweep_eps) == 1 and _opt(att, "suite.robust_accuracy"):
-        p = {"eps": headline, "robust_accuracy": att["suite"]["robust_accuracy"]}
-    if p is not None:
-        suite = _opt(att, "config.suite", [c["name"] for c in cells])
-        worst = {**_attack_proportion(p["robust_accuracy"]), "eps": float(p["eps"]), "norm": norm,
-                 "strongest_attack": p.get("strongest_attack"), "attacks": list(suite),
-                 "budget": budget_text(float(p["eps"]), norm, n, {}, None, eps_text=eps_name(names, float(p["eps"])))
-                 + f", {len(suite)} attacks"}
-    return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags + _attack_flags(att), "clean": clean,
-            "dataset": _opt(att, "data.dataset"), "model": _opt(att, "target.name")}
+        sweeps.append({"attack": "worst case", "space": att.data.space, "points": [{"eps": 0.0, "label": "0", **clean}] + [
+            {"eps": float(p.eps), "label": eps_name(names, float(p.eps)), **_attack_proportion(p.robust_accuracy)}
+            for p in per_eps]})
+    hit = next((p for p in per_eps if headline is not None and same_eps(float(p.eps), headline)), None)
+    if hit is not None:
+        at, accuracy, strongest = float(hit.eps), hit.robust_accuracy, hit.strongest_attack
+    elif headline is not None and len(sweep_eps) == 1 and att.suite is not None and att.suite.robust_accuracy:
+        at, accuracy, strongest = headline, att.suite.robust_accuracy, None  # a file without per_eps
+    else:
+        return None
+    suite = att.config.suite if att.config.suite is not None else [c["name"] for c in cells]
+    norm = att.config.norm
+    return {**_attack_proportion(accuracy), "eps": at, "norm": norm, "strongest_attack": strongest,
+            "attacks": list(suite), "budget": budget_text(at, norm, att.data.n, {}, None, eps_text=eps_name(names, at))
+            + f", {len(suite)} attacks"}
 
 
-def _attack_flags(att: dict) -> list[dict[str, str]]:
-    """The masking checks that fired and a failed --fail-under gate."""
-    flags = []
-    for check in _opt(att, "masking.checks", []):
+def _attack_part(att: AttackArtifact, eps: float | None) -> dict[str, Any]:
+    sweep_eps = sorted({float(r.eps) for a in att.attacks for r in a.results} | {float(e) for e in att.config.eps})
+    flags: list[dict[str, str]] = []
+    headline = _headline(sweep_eps, eps, flags)
+    clean = _attack_proportion(att.clean.accuracy)
+    cells, sweeps = _attack_cells(att, headline, clean)
+    worst = _worst_case(att, headline, sweep_eps, cells, clean, sweeps)
+    for check in att.masking.checks if att.masking is not None else []:
         if isinstance(check, dict) and check.get("flagged"):
             flags.append({"code": f"masking:{check.get('name', 'check')}",
                           "message": f"gradient masking? {check.get('message', check.get('name', ''))}"})
-    for flag in _opt(att, "flags", []):  # e.g. near_chance: clean accuracy at chance level (wrong input range?)
+    for flag in att.flags:  # e.g. near_chance: clean accuracy at chance level (wrong input range?)
         if isinstance(flag, dict) and isinstance(flag.get("code"), str):
             flags.append({"code": flag["code"], "message": str(flag.get("message") or flag["code"])})
-    gate = att.get("gate")
-    if isinstance(gate, dict) and gate.get("passed") is False:
-        flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.get('value')} "
-                      f"below --fail-under {gate.get('fail_under')}"})
-    return flags
+    gate = att.gate
+    if gate is not None and gate.passed is False:
+        flags.append({"code": "attack_gate", "message": f"attack gate failed: robust accuracy {gate.value} "
+                      f"below the required {gate.fail_under}"})
+    return {"cells": cells, "worst": worst, "sweeps": sweeps, "flags": flags, "clean": clean,
+            "dataset": att.data.dataset, "model": att.target.name}
 
 
-def _export_part(exp: dict) -> dict[str, Any]:
-    parity = _need(exp, "parity", EXPORT)
-    samples = parity.get("samples")
-    pct = lambda key: None if parity.get(key) is None else float(parity[key]) / 100.0  # noqa: E731 (export.json is in percent)
-    gates = exp.get("gates") or []
-    max_drop = next((g.get("limit") for g in gates if g.get("gate") == "max_drop"), DEFAULT_MAX_DROP)
-    drop = parity.get("drop")
+def _export_part(exp: ExportArtifact) -> dict[str, Any]:
+    parity = exp.parity
+    samples = parity.samples
+
+    def pct(key: str) -> float | None:  # export.json is in percent
+        value = getattr(parity, key)
+        return None if value is None else float(value) / 100.0
+
+    max_drop = next((g.limit for g in exp.gates if g.gate == "max_drop"), DEFAULT_MAX_DROP)
+    drop = parity.drop
     record = {"keras_accuracy": pct("keras_accuracy"), "int8": proportion(pct("tflite_accuracy"), samples),
               "drop_points": drop, "agreement": pct("agreement"), "samples": samples,
-              "max_drop_points": max_drop, "interpreter": parity.get("interpreter")}
+              "max_drop_points": max_drop, "interpreter": parity.interpreter}
     flags = []
     if drop is not None and max_drop is not None and drop > max_drop:
         flags.append({"code": "export_drop", "message": f"accuracy drops {drop:.2f} points at export (Keras "
-                      f"{parity.get('keras_accuracy', 0):.2f}% -> int8 {parity.get('tflite_accuracy', 0):.2f}% "
+                      f"{parity.keras_accuracy or 0:.2f}% -> int8 {parity.tflite_accuracy or 0:.2f}% "
                       f"on {samples} samples; max_drop {max_drop:g})"})
-    for g in gates:
-        if g.get("gate") != "max_drop" and g.get("passed") is False:
-            flags.append({"code": "export_gate", "message": f"export gate {g.get('gate')} failed: "
-                          f"{g.get('value'):,} > {g.get('limit'):,} {g.get('unit', '')}".rstrip()})
-    deployed = exp.get("deployed") or {}
-    return {"record": record, "flags": flags, "flash": deployed.get("flash_bytes"),
-            "ram": deployed.get("arena_bytes"), "dataset": exp.get("dataset")}
+    for g in exp.gates:
+        if g.gate != "max_drop" and g.passed is False:
+            flags.append({"code": "export_gate", "message": f"export gate {g.gate} failed: "
+                          f"{g.value:,} > {g.limit:,} {g.unit or ''}".rstrip()})
+    return {"record": record, "flags": flags, "flash": exp.deployed.flash_bytes,
+            "ram": exp.deployed.arena_bytes, "dataset": exp.dataset}
 
 
 def _fix_for(file: str, path: Path) -> str:
@@ -230,12 +221,10 @@ def _fix_for(file: str, path: Path) -> str:
             ATTACK: f"re-attack it (tinyharden attack {path})"}[file]
 
 
-def _validate(path: Path, name: str, doc: Any) -> None:
-    """Check `doc` against its versioned artifact model (tinyharden.artifacts)."""
-    from tinyharden.artifacts import ArtifactError, validate_artifact
-
+def _validate(path: Path, name: str, doc: Any) -> Artifact:
+    """`doc` as its versioned artifact model (tinyharden.artifacts)."""
     try:
-        validate_artifact(name.removesuffix(".json"), doc, file=name)
+        return validate_artifact(name.removesuffix(".json"), doc, file=name)
     except ArtifactError as exc:
         version = doc.get("schema_version") if isinstance(doc, dict) else None
         seen = f" (schema_version {version})" if version is not None else ""
@@ -244,37 +233,43 @@ def _validate(path: Path, name: str, doc: Any) -> None:
 
 
 def _read_docs(path: Path) -> tuple[dict[str, Any], dict[str, bool]]:
-    """The run's JSON artifacts by file name, each validated, and which files are present."""
+    """The run's JSON artifacts by file name, each as its validated model, and which files are present."""
     if not path.exists():
         raise UserError(f"run '{path}' not found; pass a run folder written by tinyharden train, attack or export")
     if not path.is_dir():
         raise UserError(f"'{path}' is a file, not a run folder; pass the folder that holds metrics.json")
     present = {name: (path / name).is_file() for name in ARTIFACTS}
     if not present[METRICS] and (path / "recipe.yaml").is_file():
-        raise UserError(f"run '{path}' is missing metrics.json: its training did not finish; finish it with "
-                        f"tinyharden train --resume {path}, or leave it out of the report")
+        raise UserError(f"run '{path}' is missing metrics.json: its training did not finish; resume the training "
+                        f"run {path}, or leave it out of the report")
     if not (present[METRICS] or present[ATTACK] or present[EXPORT]):
         raise UserError(f"run '{path}' has none of metrics.json, attack.json, export.json; pass a folder written "
                         "by tinyharden train, attack or export")
-    docs = {name: read_json(path / name) for name in ARTIFACTS if present[name]}
-    for name, doc in docs.items():
-        _validate(path, name, doc)
+    docs = {name: _validate(path, name, read_json(path / name)) for name in ARTIFACTS if present[name]}
     return docs, present
 
 
-def _metrics_part(row: dict[str, Any], metrics: dict[str, Any]) -> list[dict]:
+def _metrics_part(row: dict[str, Any], metrics: MetricsArtifact) -> list[dict]:
     """Fill `row` from metrics.json; returns the per-epoch history for the plots."""
-    test = _need(metrics, "test", METRICS)
-    row["clean"] = proportion(_need(test, "accuracy", METRICS), test.get("n"), None, test.get("ci95"))
+    test = metrics.test
+    row["clean"] = proportion(test.accuracy, test.n, None, test.ci95)
     row["clean"]["source"] = METRICS
-    ds = metrics.get("dataset")
-    row["dataset"] = ds.get("name") if isinstance(ds, dict) else ds
-    row["model"] = metrics.get("model")
-    row["quantization"] = metrics.get("quantization")
-    row["defense"] = metrics.get("defense")
-    row["parameters"] = metrics.get("parameters")
-    row["packed_bytes"] = _opt(metrics, "footprint.packed_bytes")
-    return [{k: h.get(k) for k in _HISTORY_KEYS if k in h} for h in metrics.get("history") or [] if isinstance(h, dict)]
+    row["dataset"] = metrics.dataset_name()
+    row["model"] = metrics.model
+    row["quantization"] = metrics.quantization
+    row["defense"] = metrics.defense
+    row["parameters"] = metrics.parameters
+    row["packed_bytes"] = metrics.footprint.packed_bytes if metrics.footprint is not None else None
+    return [{k: h.get(k) for k in _HISTORY_KEYS if k in h} for h in metrics.history if isinstance(h, dict)]
+
+
+def _footprint_part(row: dict[str, Any], footprint: FootprintArtifact) -> None:
+    totals = footprint.totals
+    row["parameters"] = row["parameters"] if row["parameters"] is not None else totals.params
+    row["packed_bytes"] = totals.packed_bytes if "packed_bytes" in totals.model_fields_set else row["packed_bytes"]
+    row["macs"] = totals.macs
+    deployed = footprint.deployed or Deployed()
+    row["flash_bytes"], row["ram_bytes"] = deployed.flash_bytes, deployed.arena_bytes
 
 
 def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None) -> Entry:
@@ -297,12 +292,7 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
             history = _metrics_part(row, metrics)
         current = FOOTPRINT
         if footprint is not None:
-            totals = _need(footprint, "totals", FOOTPRINT)
-            row["parameters"] = row["parameters"] if row["parameters"] is not None else totals.get("params")
-            row["packed_bytes"] = totals.get("packed_bytes", row["packed_bytes"])
-            row["macs"] = totals.get("macs")
-            row["flash_bytes"] = _opt(footprint, "deployed.flash_bytes")
-            row["ram_bytes"] = _opt(footprint, "deployed.arena_bytes")
+            _footprint_part(row, footprint)
         current = EXPORT
         if EXPORT in docs:
             part = _export_part(docs[EXPORT])
@@ -322,7 +312,7 @@ def load_run(path: Path, *, eps: float | None = None, run_id: str | None = None)
                 # A bare-model attack folder: its clean accuracy is on the attacked samples only.
                 row["clean"] = {**part["clean"], "source": ATTACK}
     except _Missing as exc:
-        version = docs.get(current, {}).get("schema_version")
+        version = getattr(docs.get(current), "schema_version", None)
         seen = f" (schema_version {version})" if version is not None else ""
         raise UserError(f"run '{path}': {exc}{seen}, a format this report does not read; "
                         f"{_fix_for(current, path)}") from None

@@ -24,14 +24,14 @@ def _connect(address: str):
     try:
         import ray
     except ImportError:
-        raise UserError("--address needs Ray; install it with pip install 'ray[default]'") from None
+        raise UserError("a Ray cluster address needs Ray; install it with pip install 'ray[default]'", option="address") from None
     try:
         # Cell records stream back through ray.wait; the workers' TensorFlow chatter stays in Ray's logs.
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot reach the Ray cluster at '{address}' ({first}); start one with "
-                        "ray start --head, or drop --address (and RAY_ADDRESS) to run here") from None
+                        "ray start --head, or drop the address (and RAY_ADDRESS) to run here", option="address") from None
     return ray
 
 

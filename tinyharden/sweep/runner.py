@@ -41,7 +41,7 @@ class Engine:
 
 def sweep_dir_for(sweep: Sweep, storage: Path) -> Path:
     if "://" in str(storage):
-        raise UserError(f"--storage '{storage}' is a URL; object storage is not supported yet: mount it "
+        raise UserError(f"storage '{storage}' is a URL; object storage is not supported yet: mount it "
                         "(s3fs, gcsfuse) and pass the mounted folder")
     return Path(storage).expanduser().resolve() / sweep.spec.name
 
@@ -94,9 +94,10 @@ def run_sweep(path: Path, *, storage: Path, engine: Engine, on_event: Event | No
 
 
 def engine_from(jobs: int | None, address: str | None) -> Engine:
-    """The engine the CLI options ask for; RAY_ADDRESS stands in for --address."""
+    """The engine the options ask for; RAY_ADDRESS stands in for `address`."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and jobs is not None:
-        raise UserError("--jobs is for the local engine; on a Ray cluster each cell asks for resources.cpus "
-                        "and the cluster runs as many as fit (drop --jobs, or --address and RAY_ADDRESS)")
+        raise UserError("a job count is for the local engine; on a Ray cluster each cell asks for resources.cpus "
+                        "and the cluster runs as many as fit (drop the job count, or the address and RAY_ADDRESS)",
+                        option="jobs")
     return Engine(jobs=jobs or 1, address=address)

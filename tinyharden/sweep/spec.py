@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tinyharden.errors import UserError
 from tinyharden.recipe import Recipe, apply_overrides, validate
-from tinyharden.safe_yaml import load_bounded, read_yaml_file
+from tinyharden.safe_yaml import load_bounded_file, read_yaml_file
 
 Stage = Literal["train", "attack", "export"]
 
@@ -88,21 +88,15 @@ def _schema_error(exc: ValidationError, source: str, lines: dict[tuple, int]) ->
         return UserError(f"{where}: unknown key '{dotted}'{hint}")
     if err["type"] == "missing":
         return UserError(f"{where}: missing key '{dotted}'; a sweep needs name, recipe and grid "
-                         "(see tinyharden sweep --help)")
+                         "(e.g. name: cv, recipe: recipes/quickstart.yaml, grid: {data.fold: [0, 1]})")
     msg = err["msg"].removeprefix("Value error, ")
     return UserError(f"{where}: {dotted}: {msg}")
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     """The parsed file and the line of every key; unreadable or invalid YAML is a UserError."""
-    if not path.is_file():
-        raise UserError(f"sweep file '{path}' not found; pass a YAML sweep such as sweeps/digits-cv.yaml")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read sweep file '{path}': {exc}") from None
     # Bounded like a recipe: aliases, depth and size are checked before the document is walked.
-    return load_bounded(text, source=str(path))
+    return load_bounded_file(path, what="sweep file", fix="pass a YAML sweep such as sweeps/digits-cv.yaml")
 
 
 def find_recipe(spec: SweepSpec, sweep_file: Path) -> Path:
@@ -149,7 +143,7 @@ def validate_cell(data: dict[str, Any], where: str) -> Recipe:
     """Validate one cell's recipe mapping; errors name the sweep file's line."""
     recipe = validate(data, source=where)
     d = recipe.data
-    if d.fold is not None and d.fold >= d.folds:
+    if getattr(d, "fold", None) is not None and d.fold >= d.folds:
         raise UserError(f"{where}: data.fold {d.fold} is not below data.folds {d.folds}; "
                         f"sweep folds 0..{d.folds - 1} or raise data.folds")
     return recipe

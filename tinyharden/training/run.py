@@ -42,9 +42,9 @@ def resume(run_dir: Path, *, warn: Callable[[str], None] = lambda _: None, **cal
     if not recipe_file.is_file():
         raise UserError(f"'{run_dir}' is not a run folder (no recipe.yaml); pass the folder `tinyharden train` created")
     if (run_dir / "metrics.json").is_file():
-        raise UserError(f"run '{run_dir}' already finished (metrics.json exists); start a new run instead of --resume")
+        raise UserError(f"run '{run_dir}' already finished (metrics.json exists); start a new run instead of resuming it")
     check_writable(run_dir, what="run folder", create=False)
-    lock_run_dir(run_dir)  # before reading anything: a second --resume of the folder is refused
+    lock_run_dir(run_dir)  # before reading anything: a second resume of the folder is refused
     recipe = load_recipe(recipe_file)
     ds = load_dataset(recipe.data, recipe.seed)
     trainer = Trainer(recipe, ds, run_dir, **callbacks)

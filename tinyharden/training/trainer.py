@@ -3,7 +3,7 @@
 Writes into the run folder: recipe.yaml (resolved), env.json, checkpoints/ (every
 `train.checkpoint_every` epochs, with optimizer state, epoch counter and incremental
 quantization masks), train.log, and at the end model.h5 and metrics.json. A run
-interrupted at any point resumes from its last checkpoint with `--resume RUN_DIR`.
+interrupted at any point resumes from its last checkpoint (the train job's resume).
 """
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import numpy as np
 
 from tinyharden._tf import keras, tf
 from tinyharden.data import Dataset
+from tinyharden.data.augment import augmentation_for
 from tinyharden.data.base import check_model_fits
 from tinyharden.errors import UserError
+from tinyharden.interfaces import KerasModel
 from tinyharden.quantization import incremental
 from tinyharden.quantization import quantizers as tq
 from tinyharden.recipe import Recipe, dump_recipe
@@ -32,7 +34,7 @@ from tinyharden.training.steps import StepConfig, make_eval_step, make_train_ste
 from tinyharden.workspace import atomic_path, atomic_write_json, atomic_write_text, write_env
 
 
-def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
+def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True) -> KerasModel:
     """The recipe's model, shaped for the dataset, outputting logits (`init`: load `model.init`)."""
     from tinyharden.models import build_model, load_model, logits_model
 
@@ -50,7 +52,7 @@ def build_for_recipe(recipe: Recipe, ds: Dataset, init: bool = True):
     return model
 
 
-def init_weights(model, source: str) -> None:
+def init_weights(model: KerasModel, source: str) -> None:
     """Copy weights layer by layer (same names, same shapes) from a model file or run folder.
 
     Quantization-aware training usually starts from a float model: our zoo models keep
@@ -80,13 +82,13 @@ def init_weights(model, source: str) -> None:
                         "initialize from a run of the same zoo model")
 
 
-def load_teacher(source: str | None, ds: Dataset):
+def load_teacher(source: str | None, ds: Dataset) -> KerasModel:
     """The distillation teacher as a frozen logits model that takes the dataset's inputs."""
     from tinyharden.models import load_model, logits_model
 
     if not source:
         raise UserError("train.distill.teacher is not set; name the teacher's model file or run folder "
-                        "(tinyharden quantize --distill uses the float source model)")
+                        "(quantizing with distillation uses the float source model)")
     teacher = logits_model(load_model(source))
     check_model_fits(teacher.input_shape[1:], teacher.output_shape[-1], ds, f"train.distill.teacher {source}",
                      fix="distill from a model trained on the same data")
@@ -110,7 +112,7 @@ class EpochLog:
     temperature_scale: float = 1.0
 
 
-def evaluate(model, x, y, batch_size: int = 500, step=None) -> tuple[float, float]:
+def evaluate(model: KerasModel, x: np.ndarray, y: np.ndarray, batch_size: int = 500, step=None) -> tuple[float, float]:
     """(mean loss, accuracy) with the model in inference mode.
 
     Pass `step` (from `make_eval_step(model)`) when evaluating repeatedly, so the graph
@@ -137,8 +139,8 @@ class Trainer:
     on_progress: Callable[..., None] | None = None
     on_epoch: Callable[[EpochLog], None] | None = None  # after each epoch's validation and checkpoint
     history: list[dict] = field(default_factory=list)
-    model: object = None  # a ready model (outputting logits) to train instead of the recipe's
-    teacher: object = None  # a ready distillation teacher (logits) instead of train.distill.teacher
+    model: KerasModel | None = None  # a ready model (outputting logits) to train instead of the recipe's
+    teacher: KerasModel | None = None  # a ready distillation teacher (logits) instead of train.distill.teacher
 
     def __post_init__(self):
         r = self.recipe
@@ -151,20 +153,7 @@ class Trainer:
         if r.train.precision != "float32" and self.model.layers[-1].dtype_policy.name != r.train.precision:
             # a ready model (loaded, or handed over by `quantize`) keeps the dtype it was built with
             self.model = precision.recast(self.model, r.train.precision)
-        aug = r.train.augment
-        if self.ds.kind != "image" and (aug.crop or aug.flip):
-            raise UserError(f"train.augment.crop/flip are image augmentations, but {self.ds.name} is {self.ds.kind}; remove them")
-        self.audio = None
-        if aug.noise or aug.shift_ms:
-            if self.ds.kind != "audio_features":
-                raise UserError(f"train.augment.noise/shift_ms augment audio features, but {self.ds.name} is "
-                                f"{self.ds.kind}; remove them (waveform-space training is not supported)")
-            from tinyharden.data.speech_commands import train_waveforms
-
-            wavs, noise = train_waveforms(r.data, r.seed)
-            if "train_kept" in self.ds.meta:
-                wavs = wavs[self.ds.meta["train_kept"]]
-            self.audio = (wavs, noise)
+        self.augmentation = augmentation_for(self.ds, r.data, r.train.augment, r.seed)
         n = len(self.ds.y_train)
         self.batch_size = min(r.train.batch_size, n)
         self.steps_per_epoch = n // self.batch_size
@@ -282,18 +271,8 @@ class Trainer:
         return float(growth ** (epoch / last)) if last > 0 else 1.0
 
     def _epoch_inputs(self, epoch: int) -> np.ndarray:
-        """Training inputs of one epoch: audio is re-augmented (time shift, background noise)
-        on the raw clips and passed through the front end again, as MLPerf's KWS training does."""
-        if self.audio is None:
-            return self.ds.x_train
-        from tinyharden.data import frontend
-        from tinyharden.data.speech_commands import augment_waveforms
-
-        aug = self.recipe.train.augment
-        wavs, noise = self.audio
-        noisy = augment_waveforms(wavs, np.random.default_rng([self.recipe.seed, epoch, 7]), noise_prob=aug.noise,
-                                  noise_volume=aug.noise_volume, shift_ms=aug.shift_ms, noise_clips=noise)
-        return frontend.mfcc_numpy(noisy)
+        """Training inputs of one epoch, from the dataset's augmentation hook (e.g. re-augmented audio)."""
+        return self.augmentation.epoch_inputs(self.ds.x_train, epoch)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
@@ -306,7 +285,7 @@ class Trainer:
             sums = np.zeros(3)
             reg_sum = None
             batches = train_batches(self._epoch_inputs(epoch), self.ds.y_train, batch_size=self.batch_size, seed=r.seed,
-                                    epoch=epoch, augment=r.train.augment, kind=self.ds.kind)
+                                    epoch=epoch, sample_map=self.augmentation.sample_map())
             temperature = self.temperature_scale(epoch)
             with tq.temperature_scale(temperature):  # sharper sampling as training ends
                 for i, (xb, yb) in enumerate(batches):
