@@ -415,3 +415,15 @@ def test_sweep_json_and_runs_show_a_real_sweep_as_one_row(tmp_path):
     [row] = listing["runs"]
     assert (row["name"], row["type"], row["cells"], row["cells_done"], row["dataset"]) == ("one", "sweep", 1, 1, "digits")
     assert 0 < row["clean_accuracy"] <= 1 and listing["skipped"] == []
+
+
+def test_a_job_error_names_the_flag_the_user_types():
+    """Jobs word errors without flags (tests/test_style.py); the CLI adds its own flag for the option at fault."""
+    r = CliRunner().invoke(app, ["evaluate", "no-such-model", "--split", "train"])
+    assert r.exit_code == 2 and "--split" in r.output and "Traceback" not in r.output
+    from tinyharden.cli.common import with_flag
+
+    assert with_flag("no dataset for the model", "dataset") == "no dataset for the model (--data)"
+    assert with_flag("bad range", "input_range") == "bad range (--input-range)"
+    assert with_flag("pass --data cifar10", "dataset") == "pass --data cifar10"
+    assert with_flag("plain", None) == "plain"

@@ -87,12 +87,7 @@ def test_no_package_imports_one_above_it(low, high):
 # Function bodies (first statement, docstring included, to the last line) over this many lines are split.
 MAX_FUNCTION_LINES = 60
 # Functions allowed to stay longer, each with its reason. Keep it short.
-_OWNED_ELSEWHERE = "owned by another branch this session"
-_LONG_FUNCTIONS_ALLOWED = {
-    "tinyharden/cli/": _OWNED_ELSEWHERE,  # every command's options are being rewritten
-    "tinyharden/report/render.py": _OWNED_ELSEWHERE,
-    "tinyharden/report/plots.py": _OWNED_ELSEWHERE,
-}
+_LONG_FUNCTIONS_ALLOWED: dict[str, str] = {}
 
 
 def _allowed(rel: str, qualname: str) -> bool:
@@ -125,19 +120,17 @@ def test_no_function_over_60_lines():
     assert not long, long
 
 
-def test_the_function_length_check_sees_nested_and_method_bodies():
+def test_the_function_length_check_sees_nested_and_method_bodies(monkeypatch):
     body = "\n".join(f"        x{i} = {i}" for i in range(61))
     tree = ast.parse(f"class A:\n    def f(self):\n{body}\n    def g(self):\n        return 1\n")
     assert _long_functions(tree, "m.py", MAX_FUNCTION_LINES) == {"m.py:A.f": 61}
-    assert _long_functions(tree, "tinyharden/report/render.py", MAX_FUNCTION_LINES) == {}
+    monkeypatch.setitem(_LONG_FUNCTIONS_ALLOWED, "m.py:A.f", "a reason")
+    assert _long_functions(tree, "m.py", MAX_FUNCTION_LINES) == {}
 
 
 # Strings below the CLI that may hold `--flag`s, each with its reason.
 _FLAGS_ALLOWED = {
     "tinyharden/cli/": "the CLI names its own flags",
-    "tinyharden/report/render.py": _OWNED_ELSEWHERE,
-    "tinyharden/attacks/suite.py": _OWNED_ELSEWHERE,
-    "tinyharden/attacks/square.py": _OWNED_ELSEWHERE,
     "tinyharden/sweep/loopback.py": "the command line of `ray start`, not ours",
     "tinyharden/sweep/ray_engine.py": "tells the user to run `ray start --head`",
 }

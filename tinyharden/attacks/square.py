@@ -44,7 +44,7 @@ class Square(Attack):
             # ART tiles the image 5x5 for its L2 initialization; below 10 pixels a tile is
             # one pixel, its perturbation norm is zero and every output turns NaN.
             raise UserError(f"square with the L2 norm needs inputs of at least 10x10 pixels (ART's tiling); "
-                            f"target '{target.name}' takes {target.input_shape}: use --norm linf or another attack")
+                            f"target '{target.name}' takes {target.input_shape}: attack it in the linf norm or with another attack")
         seed_numpy_and_random(seed)
         counter = QueryCounter(target)
         p_init = self.p_init if self.p_init is not None else (0.05 if norm == "linf" else 0.1)

@@ -78,22 +78,22 @@ def plan_eot(target, x: np.ndarray, requested: int | None) -> tuple[int, str]:
         return eot, f"the model is stochastic at inference (two passes differ): always attacked with EOT over {eot} passes"
     if requested and requested > 1:
         if stochastic_q:
-            return requested, f"--eot {requested}: gradients averaged over {requested} passes with the stochastic quantizers sampling"
-        return 1, f"--eot {requested} ignored: the model has no stochastic quantizers or layers, every pass is identical"
+            return requested, f"EOT {requested}: gradients averaged over {requested} passes with the stochastic quantizers sampling"
+        return 1, f"EOT {requested} ignored: the model has no stochastic quantizers or layers, every pass is identical"
     return 1, "deterministic model: no EOT"
 
 
 def validate_config(config: SuiteConfig, target, attacks: list[Attack]) -> None:
     if not config.suite:
-        raise UserError(f"the attack suite is empty; pass --suite pgd,square (attacks: {ATTACKS.choices()})")
+        raise UserError(f"the attack suite is empty; name at least one attack, e.g. pgd,square (attacks: {ATTACKS.choices()})")
     if not config.eps or any(not (e > 0) for e in config.eps):
         raise UserError(f"eps must be positive numbers in [0,1] data units such as 8/255, got {config.eps}")
     if any(e > 1 for e in config.eps) and config.norm == "linf":
         raise UserError(f"Linf eps {max(config.eps):g} exceeds the [0,1] data range; eps is in [0,1] units, e.g. 8/255")
     if config.policy not in ("clip", "reject"):
-        raise UserError(f"--policy must be clip or reject, got '{config.policy}'")
+        raise UserError(f"the re-check policy must be clip or reject, got '{config.policy}'")
     if config.norm not in ("linf", "l2"):
-        raise UserError(f"--norm must be linf or l2, got '{config.norm}'")
+        raise UserError(f"the attack norm must be linf or l2, got '{config.norm}'")
     from tinyharden.attacks.precision import PRECISIONS
 
     if config.precision not in PRECISIONS:
@@ -282,19 +282,7 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
     ctx = _Context(target, x, y, config, eps_list, clean_pred, correct, np.flatnonzero(correct),
                    _progress_tick(progress, total))
 
-    records: list[dict] = []
-    per_sample_attacks: dict[str, dict] = {}
-    robust_by_attack: dict[str, dict[float, np.ndarray]] = {}
-    for attack in attacks:
-        a_eot = eot if attack.eot_capable else 1
-        rec = _attack_record(attack, config, a_eot)
-        ps: dict[str, list] = {"adv_pred": [], "robust": [], "norm": []}
-        run = _min_norm if attack.minimum_norm else _fixed_eps
-        robust_by_attack[attack.name] = run(ctx, attack, rec, ps, a_eot)
-        records.append(rec)
-        per_sample_attacks[attack.name] = {k: [np.asarray(v).tolist() if k != "norm" else np.round(v, 6).tolist()
-                                               for v in vals] for k, vals in ps.items()}
-
+    records, per_sample_attacks, robust_by_attack = _run_attacks(ctx, attacks, config, eot)
     per_eps, overall = _worst_cases(ctx, attacks, records, robust_by_attack)
     checks = _sanity_checks(ctx, records, eot)
     if progress:
@@ -317,6 +305,23 @@ def run_suite(target, x: np.ndarray, y: np.ndarray, config: SuiteConfig, *, sour
         "time_s": time.perf_counter() - t_start,
     }
     return SuiteResult(report, ctx.examples)
+
+
+def _run_attacks(ctx: "_Context", attacks: list[Attack], config: SuiteConfig, eot: int):
+    """Each attack over every eps: (records, per-sample outcomes, robust mask per attack and eps)."""
+    records: list[dict] = []
+    per_sample_attacks: dict[str, dict] = {}
+    robust_by_attack: dict[str, dict[float, np.ndarray]] = {}
+    for attack in attacks:
+        a_eot = eot if attack.eot_capable else 1
+        rec = _attack_record(attack, config, a_eot)
+        ps: dict[str, list] = {"adv_pred": [], "robust": [], "norm": []}
+        run = _min_norm if attack.minimum_norm else _fixed_eps
+        robust_by_attack[attack.name] = run(ctx, attack, rec, ps, a_eot)
+        records.append(rec)
+        per_sample_attacks[attack.name] = {k: [np.asarray(v).tolist() if k != "norm" else np.round(v, 6).tolist()
+                                               for v in vals] for k, vals in ps.items()}
+    return records, per_sample_attacks, robust_by_attack
 
 
 def _run(attack: Attack, target, x, y, idx, *, eps, config: SuiteConfig, eot: int):

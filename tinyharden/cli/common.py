@@ -82,7 +82,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            fail(str(exc), exc.code)
+            fail(with_flag(str(exc), exc.option), exc.code)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]; partial results were not written (use --resume where offered)")
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -95,6 +95,18 @@ def handle_errors(fn):
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+# A job's option at fault (UserError.option) -> the flag the CLI spells it with, where not --<option>.
+_FLAG_OF = {"dataset": "--data"}
+
+
+def with_flag(message: str, option: str | None) -> str:
+    """`message` ending with the flag the user types for `option` (jobs word their errors without flags)."""
+    if not option:
+        return message
+    flag = _FLAG_OF.get(option, "--" + option.replace("_", "-"))
+    return message if flag in message else f"{message} ({flag})"
 
 
 def warn(message: str) -> None:

@@ -40,7 +40,7 @@ def list_runs(workspace: Path, *, dataset: Optional[str] = None, now: Optional[f
         dataset = DATASETS.check(dataset)
     if not workspace.is_dir():
         raise UserError(f"workspace '{workspace}' is not a folder; pass the folder your runs went to "
-                        "(the global --workspace, default runs)")
+                        "(the global workspace option, default runs)")
     now = time.time() if now is None else now
     rows: list[RunRow] = []
     skipped: list[dict[str, str]] = []

@@ -127,7 +127,7 @@ def notes(doc: dict[str, Any]) -> list[str]:
     eps = doc["headline_eps"]
     if doc["attack_columns"]:
         lines.append(f"attack columns at eps {fmt_eps(eps)}" if eps is not None else
-                     "attack columns at the largest eps of each run's sweep (--eps picks one)")
+                     "attack columns at the largest eps of each run's sweep (the report's eps option picks one)")
     lines.append("accuracies with Wilson 95% intervals [lo–hi]; robust accuracy counts a sample only if it is "
                  "correct and resisted the attack at that eps and every smaller one")
     if doc["baseline"]:
