@@ -54,9 +54,15 @@ needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not 
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    # Tests must not depend on (or pollute) the user's ~/.cache.
+    # Tests must not depend on (or pollute) the user's ~/.cache. The xdist workers of one run share theirs (the folder
+    # above each worker's basetemp), so CIFAR-10 is decoded once per run, not once per worker; cache writes are atomic.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "thcache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("thcache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TINYHARDEN_CACHE", str(tmp_path_factory.mktemp("thcache")))
+        mp.setenv("TINYHARDEN_CACHE", str(cache))
         yield
 
 
