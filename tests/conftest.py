@@ -20,6 +20,7 @@ def shared_data() -> Path | None:
 
 
 SHARED = shared_data()
+needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not beside the checkout")
 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts) a group runs on one worker. A test that uses a
 # module fixture (a model trained once for the module) is grouped with its module, so the fixture is built once, not on
@@ -44,12 +45,15 @@ def _group(item) -> str:
     return item.nodeid
 
 
+# tryfirst: xdist's own hook reads the xdist_group marks (and renames the items by group) when it runs, and it runs
+# before a conftest's hook otherwise, which would leave every test ungrouped.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+        if _group(item) != item.nodeid:  # a test alone needs no mark: loadgroup sends unmarked tests anywhere
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
     items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order within a rank
-needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not beside the checkout")
 
 
 @pytest.fixture(scope="session", autouse=True)
