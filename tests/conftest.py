@@ -22,12 +22,51 @@ def shared_data() -> Path | None:
 SHARED = shared_data()
 needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data is not beside the checkout")
 
+# Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts) a group runs on one worker. A test that uses a
+# module fixture (a model trained once for the module) is grouped with its module, so the fixture is built once, not on
+# both workers; the tests that share a session run (quickstart_run) or the sweep's local_sweep form a group each; every
+# other test is its own unit and goes to whichever worker is free. The long units are queued first (longest first: how
+# a greedy schedule keeps both workers busy to the end); the rest keep their file order.
+HEAVY_FIRST = ["sweep-local", "quickstart",
+               "tests/test_sweep.py::test_a_sweep_interrupted_mid_cell_resumes_with_no_cell_run_twice",
+               "tests/test_sweep.py::test_a_failing_cell_is_recorded_and_the_others_go_on"]
+
+
+def _group(item) -> str:
+    fixtures = getattr(item, "fixturenames", ())
+    if "quickstart_run" in fixtures:
+        return "quickstart"
+    if "local_sweep" in fixtures:
+        return "sweep-local"
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    if any(d.scope == "module" for chain in defs for d in chain):
+        return item.nodeid.split("::")[0]
+    return item.nodeid
+
+
+# tryfirst: xdist's own hook reads the xdist_group marks (and renames the items by group) when it runs, and it runs
+# before a conftest's hook otherwise, which would leave every test ungrouped.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    for item in items:
+        if _group(item) != item.nodeid:  # a test alone needs no mark: loadgroup sends unmarked tests anywhere
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: file order within a rank
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    # Tests must not depend on (or pollute) the user's ~/.cache.
+    # Tests must not depend on (or pollute) the user's ~/.cache. The xdist workers of one run share theirs (the folder
+    # above each worker's basetemp), so CIFAR-10 is decoded once per run, not once per worker; cache writes are atomic.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "thcache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("thcache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TINYHARDEN_CACHE", str(tmp_path_factory.mktemp("thcache")))
+        mp.setenv("TINYHARDEN_CACHE", str(cache))
         yield
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,10 +90,16 @@ def test_a_second_process_cannot_resume_a_locked_run_folder(tmp_path):
 
     (tmp_path / "recipe.yaml").write_text("name: r\n")
     lock_run_dir(tmp_path)
+    # The second process loads checkpoints.py alone (it needs only tinyharden.errors): the same lock code, without the
+    # TensorFlow import that `tinyharden.training` does first (about 5 s of CPU per process).
+    module = Path(lock_run_dir.__code__.co_filename)
     try:
-        code = ("import sys; from tinyharden.training.checkpoints import lock_run_dir\n"
+        code = ("import importlib.util, sys\n"
+                f"spec = importlib.util.spec_from_file_location('checkpoints', {str(module)!r})\n"
+                "checkpoints = importlib.util.module_from_spec(spec); spec.loader.exec_module(checkpoints)\n"
                 "from tinyharden.errors import UserError\n"
-                f"try:\n    lock_run_dir({str(tmp_path)!r})\nexcept UserError as e:\n    print(e); sys.exit(2)\n")
+                "assert 'tensorflow' not in sys.modules\n"
+                f"try:\n    checkpoints.lock_run_dir({str(tmp_path)!r})\nexcept UserError as e:\n    print(e); sys.exit(2)\n")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and "in use by another tinyharden process" in proc.stdout, proc.stdout + proc.stderr
     finally:
