@@ -89,17 +89,18 @@ def _run_row(folder: Path, now: float) -> Optional[RunRow]:
     row: dict[str, Any] = {
         "name": folder.name, "path": str(folder),
         "model": (metrics.model if metrics else None) or (recipe.model.name if recipe else None)
-        or (attack.target.get("name") if attack else None),
+        or (attack.target.name if attack else None),
         "dataset": (recipe.data.dataset if recipe else None) or (extra.get("dataset") or {}).get("name")
-        or (attack.data.get("dataset") if attack else None) or (export.dataset if export else None),
+        or (attack.data.dataset if attack else None) or (export.dataset if export else None),
         "clean_accuracy": metrics.test.accuracy if metrics else _value(attack.clean.accuracy) if attack else None,
     }
-    per_eps = (attack.suite.get("per_eps") or []) if attack else []
+    per_eps = attack.suite.per_eps if attack is not None and attack.suite is not None else []
     if per_eps:
-        largest = max(per_eps, key=lambda p: float(p["eps"]))
-        row.update(robust_accuracy=_value(largest["robust_accuracy"]), robust_eps=float(largest["eps"]))
-    deployed = (export.deployed if export else None) or (footprint.deployed if footprint else None) or {}
-    row["flash_bytes"] = deployed.get("flash_bytes")
+        largest = max(per_eps, key=lambda p: float(p.eps))
+        row.update(robust_accuracy=_value(largest.robust_accuracy), robust_eps=float(largest.eps))
+    flashes = [d.flash_bytes for d in (export.deployed if export else None, footprint.deployed if footprint else None)
+               if d is not None and d.flash_bytes is not None]
+    row["flash_bytes"] = flashes[0] if flashes else None  # export.json first, else footprint.json
     return RunRow(**row, **_dated(present, folder, now))
 
 
