@@ -20,6 +20,35 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- quickstart-figures:begin -->", "<!-- quickstart-figures:end -->"
+RECORD = ROOT / "bench/results/readme_figures.json"
+# The vector units oneDNN picks kernels by: the same seed gives the same figures on CPUs that share them,
+# and can differ by an image or a few on others (summation order), e.g. 96.38% on one machine, 96.10% on another.
+_KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+# Off the recording CPU: how far each figure may move (points) before it counts as drift, not arithmetic.
+TOLERANCE_POINTS = {"clean": 1.0, "worst_case": 3.5, "int8": 1.0}
+
+
+def cpu_fingerprint() -> dict:
+    """The CPU model and the kernel-selecting flags of this machine (Linux /proc/cpuinfo)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": "unknown", "flags": []}
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return {"model": model, "flags": [f for f in _KERNEL_FLAGS if f in flags]}
+
+
+def figures(run_dir: Path) -> dict:
+    """The table's accuracies in percent and its footprint, for comparing runs made on different CPUs."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    attack = json.loads((run_dir / "attack.json").read_text())
+    export = json.loads((run_dir / "export.json").read_text())
+    footprint = json.loads((run_dir / "footprint.json").read_text())
+    return {"clean": 100 * metrics["test"]["accuracy"], "worst_case": 100 * attack["suite"]["robust_accuracy"]["value"],
+            "int8": float(export["parity"]["tflite_accuracy"]),
+            "footprint": [export["deployed"]["flash_bytes"], export["deployed"]["arena_bytes"],
+                          footprint["totals"]["packed_bytes"], footprint["totals"]["params"]]}
 
 
 def _pct(value: float, ci: list[float]) -> str:
@@ -90,7 +119,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of rewriting README.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        table = render(args.run_dir or fresh_run(Path(scratch)))
+        run_dir = args.run_dir or fresh_run(Path(scratch))
+        table = render(run_dir)
+        record = {"cpu": cpu_fingerprint(), "figures": figures(run_dir), "table": table}
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
     if args.check:
@@ -99,6 +130,7 @@ def main() -> int:
         return 0 if same else 1
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
     readme_path.write_text(readme[:start] + "\n" + table + "\n" + readme[end:])
+    RECORD.write_text(json.dumps(record, indent=2) + "\n")
     print(table)
     return 0
 
