@@ -185,3 +185,14 @@ def test_a_speech_key_in_an_override_names_its_dataset(tmp_path):
     with pytest.raises(UserError, match="override 'data.space=waveform': unknown key 'data.space' for dataset digits"):
         load_recipe(write(tmp_path, "name: r\n"), ["data.space=waveform"])
     assert load_recipe(write(tmp_path, "name: r\n"), ["data.dataset=speech_commands", "data.space=waveform"]).data.space == "waveform"
+
+
+def test_recipe_sizes_take_64K_like_the_cli(tmp_path):
+    """export.max_flash / max_ram read sizes as the CLI's --max-flash does (tinyharden.units)."""
+    from tinyharden.recipe import load_recipe
+
+    r = load_recipe(ROOT / "recipes/quickstart.yaml", ["export.max_flash=64K", "export.max_ram=1MiB"])
+    assert (r.export.max_flash, r.export.max_ram) == (65536, 1048576)
+    assert load_recipe(ROOT / "recipes/quickstart.yaml", ["export.max_flash=70000"]).export.max_flash == 70000
+    with pytest.raises(UserError, match="max_flash: a size in bytes such as 65536, 64K"):
+        load_recipe(ROOT / "recipes/quickstart.yaml", ["export.max_flash=64Q"])

@@ -21,6 +21,7 @@ from tinyharden.errors import UserError
 from tinyharden.registry import PRESETS
 from tinyharden.quantizer_expr import check_quantizer
 from tinyharden.safe_yaml import load_bounded_file, parse_cli_value
+from tinyharden.units import Size
 
 
 def parse_number(value: Any) -> Any:
@@ -210,8 +211,8 @@ class ExportSpec(_Section):
     formats: Annotated[list[Literal["tflite", "c"]], BeforeValidator(_listify)] = Field(default_factory=lambda: ["tflite", "c"])
     calib: int = Field(500, gt=0, le=1_000_000)
     max_drop: float = Field(1.0, ge=0, le=100, description="largest accuracy drop in points accepted at export")
-    max_flash: int | None = Field(None, gt=0, description="bytes")
-    max_ram: int | None = Field(None, gt=0, description="bytes")
+    max_flash: Size | None = Field(None, gt=0, description="bytes, or 64K / 1M")
+    max_ram: Size | None = Field(None, gt=0, description="bytes, or 64K / 1M")
 
 
 class Recipe(_Section):

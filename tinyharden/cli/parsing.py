@@ -4,11 +4,8 @@
 """
 from __future__ import annotations
 
-import re
-
 from tinyharden.errors import UserError
 
-_BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "mib": 1024 ** 2}
 
 
 def parse_fraction(text: str | None, flag: str) -> float | None:
@@ -27,13 +24,14 @@ def parse_fraction(text: str | None, flag: str) -> float | None:
 
 def parse_bytes(text: str | None, flag: str) -> int | None:
     """65536, 64K, 64KB or 64KiB -> 65536 (K, KB and KiB are all 1024 bytes, as on MCU datasheets)."""
+    from tinyharden.units import parse_size
+
     if text is None:
         return None
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
-    unit = m.group(2).lower() if m else None
-    if not m or unit not in _BYTE_UNITS:
-        raise UserError(f"{flag} must be a size in bytes such as 65536, 64K or 1MiB, got '{text}'")
-    value = int(float(m.group(1)) * _BYTE_UNITS[unit])
+    try:
+        value = parse_size(text)
+    except ValueError:
+        raise UserError(f"{flag} must be a size in bytes such as 65536, 64K or 1MiB, got '{text}'") from None
     if value <= 0:
         raise UserError(f"{flag} must be a positive size in bytes, got '{text}'")
     return value
