@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist workers export COLUMNS=80 / LINES=24, and Rich fixes a console's width from COLUMNS when the
+# console is made (at import). A user's pipe usually has neither, so the tests see what a script would;
+# tests that need a width set COLUMNS themselves.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tinyharden.data.base import data_roots  # noqa: E402
@@ -105,3 +111,4 @@ def quickstart_run(tmp_path_factory) -> Path:
                           cwd=root, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return QuickstartRun(path=workspace / "quickstart", stderr=proc.stderr)
+
