@@ -100,7 +100,7 @@ def test_limit_and_n_merge():
         sample_count(None, 0)
 
 
-@pytest.mark.parametrize("name", ["train", "quantize", "attack", "export", "evaluate", "run"])
+@pytest.mark.parametrize("name", ["train", "quantize", "attack", "export", "evaluate", "run", "sweep"])
 def test_every_command_that_loads_data_takes_data_path(name):
     assert "--data-path" in _options(name)
 

@@ -85,6 +85,17 @@ def test_the_grid_expands_to_one_resolved_recipe_per_cell(tmp_path):
     assert last.point == {"robustness.jacobian.lambda": 0.01}
 
 
+def test_sweep_data_path_reaches_every_cell_and_a_bad_override_is_the_sweep_files_error(tmp_path):
+    from tinyharden.sweep.grid import expand
+
+    path = write_sweep(tmp_path, "d", "  data.fold: [0, 1]\n", extra="")
+    sweep = expand(path, overrides=[f"data.path={tmp_path / 'data'}"])
+    assert [c.recipe["data"]["path"] for c in sweep.cells] == [str(tmp_path / "data")] * 2
+    assert all(c.recipe["data"]["path"] is None for c in expand(path).cells)
+    with pytest.raises(UserError, match="overrides"):
+        expand(path, overrides=["data.pth=x"])
+
+
 def test_digits_folds_are_a_stratified_partition_of_the_images():
     from tinyharden.data import load_dataset
     from tinyharden.recipe import DataSpec

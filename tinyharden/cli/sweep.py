@@ -39,6 +39,7 @@ def sweep(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Cells run at once on this machine, each in its own process. Default 1.")] = None,
     address: Annotated[str | None, typer.Option("--address", envvar="RAY_ADDRESS", help="Run the cells as tasks on this Ray cluster (HOST:PORT or ray://HOST:PORT). Default: $RAY_ADDRESS, else this machine.")] = None,
     storage: Annotated[Path | None, typer.Option("--storage", help="Folder for runs/<sweep>/<cell>/, seen by every node. Default: the workspace.")] = None,
+    data_path: Annotated[Path | None, typer.Option("--data-path", help="Folder holding the dataset, for every cell (the override data.path=DIR).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print sweep.json (schema_version, kind) to stdout instead of the table.")] = False,
 ) -> None:
     """Run a sweep: the cross product of a recipe's dotted overrides, folds and seeds.
@@ -56,13 +57,14 @@ def sweep(
     from tinyharden.sweep.runner import engine_from, run_sweep, sweep_dir_for
 
     engine = engine_from(jobs, address)
-    parsed = expand(sweep_file)  # validated before any engine starts
+    overrides = [f"data.path={data_path}"] if data_path is not None else []
+    parsed = expand(sweep_file, overrides=overrides)  # validated before any engine starts
     where = sweep_dir_for(parsed, storage or state.workspace)
     err.print(f"[bold]sweep {parsed.spec.name}[/]: {len(parsed.cells)} cells on {engine.name} into {where}",
               highlight=False)
     try:
         doc = run_sweep(sweep_file, storage=storage or state.workspace, engine=engine,
-                        on_event=_progress(len(parsed.cells)))
+                        on_event=_progress(len(parsed.cells)), overrides=overrides)
     except KeyboardInterrupt:
         raise UserError(f"interrupted; finished cells are kept in {where}; run the same command again to "
                         "continue (finished cells are skipped, unfinished ones resume)", code=EXIT_INTERRUPTED) from None

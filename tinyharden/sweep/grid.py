@@ -10,6 +10,8 @@ fold and seed form one grid point, the unit the aggregate averages over.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import copy
 import itertools
 import re
@@ -97,9 +99,14 @@ def _cell_recipe(base: dict[str, Any], values: dict[str, Any], seed: int, name: 
     return validate_cell(data, where[next(iter(values))] if values else "sweep")
 
 
-def expand(path: str | Path) -> Sweep:
-    """Read, validate and expand a sweep file; every cell's recipe is validated here."""
+def expand(path: str | Path, *, overrides: Sequence[str] = ()) -> Sweep:
+    """Read, validate and expand a sweep file; every cell's recipe is validated here.
+
+    `overrides` join the file's own fixed overrides (e.g. ["data.path=/data"]: the same data folder for every cell).
+    """
     spec, recipe_file, lines = load_sweep(path)
+    if overrides:
+        spec = spec.model_copy(update={"overrides": [*spec.overrides, *overrides]})
     source = str(path)
     base = base_recipe_data(spec, recipe_file, source)
     where = {k: f"{source}:{lines.get(('grid', k), '')}".rstrip(":") for k in spec.grid}

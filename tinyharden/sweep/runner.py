@@ -12,6 +12,8 @@ sweep interrupted at any moment leaves a valid aggregate of what finished, and t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,9 +67,10 @@ def _dispatch(engine: Engine, tasks: list[dict[str, Any]], logs: Path, sweep: Sw
         run_local(tasks, jobs=engine.jobs, logs=logs, on_result=on_result, on_start=on_start)
 
 
-def run_sweep(path: Path, *, storage: Path, engine: Engine, on_event: Event | None = None) -> dict[str, Any]:
-    """Run every unfinished cell of the sweep file at `path`; returns the final sweep.json document."""
-    sweep = expand(path)
+def run_sweep(path: Path, *, storage: Path, engine: Engine, on_event: Event | None = None,
+              overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run every unfinished cell of the sweep file at `path` (plus fixed `overrides`); returns the final sweep.json."""
+    sweep = expand(path, overrides=overrides)
     sweep_dir = sweep_dir_for(sweep, storage)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sweep_dir / "sweep.yaml", Path(path).read_text(encoding="utf-8"))
