@@ -18,12 +18,10 @@ from tinyharden.attacks.base import BLACK_BOX, Attack, AttackOutput
 from tinyharden.errors import UserError
 
 
-class Square(Attack):
-    """Square attack with a per-sample iteration budget."""
+class SquareBudget(Attack):
+    """The budget both Square implementations take (`square` and `square-art`), so recipes read the same."""
 
-    name = "square-art"
     kind = BLACK_BOX
-    library = "art"
 
     def __init__(self, *, max_iter: int = 1000, p_init: float | None = None, restarts: int = 1):
         if max_iter < 1 or restarts < 1 or (p_init is not None and not 0 < p_init <= 1):
@@ -31,6 +29,13 @@ class Square(Attack):
         self.max_iter = max_iter
         self.p_init = p_init
         self.restarts = restarts
+
+
+class Square(SquareBudget):
+    """Square attack with a per-sample iteration budget."""
+
+    name = "square-art"
+    library = "art"
 
     def algorithm(self) -> str:
         return "art.attacks.evasion.SquareAttack"

@@ -35,7 +35,8 @@ import weakref
 
 import numpy as np
 
-from tinyharden.attacks.base import BLACK_BOX, Attack, AttackOutput, batches
+from tinyharden.attacks.base import AttackOutput, batches
+from tinyharden.attacks.square import SquareBudget
 from tinyharden.errors import UserError
 
 # Iteration fractions (of 10,000) after which the paper halves the square's area.
@@ -57,18 +58,10 @@ def side(p: float, h: int, w: int) -> int:
     return int(min(max(round(np.sqrt(p * h * w)), 1), max(min(h, w) - 1, 1)))
 
 
-class SquareGraph(Attack):
+class SquareGraph(SquareBudget):
     """Square attack (Linf in-graph; L2 through ART) with a per-image query budget."""
 
     name = "square"
-    kind = BLACK_BOX
-
-    def __init__(self, *, max_iter: int = 1000, p_init: float | None = None, restarts: int = 1):
-        if max_iter < 1 or restarts < 1 or (p_init is not None and not 0 < p_init <= 1):
-            raise ValueError("max_iter and restarts must be >= 1 and p_init in (0, 1]")
-        self.max_iter = max_iter
-        self.p_init = p_init
-        self.restarts = restarts
 
     def algorithm(self) -> str:
         return "Square attack (Andriushchenko et al. 2020), Linf, batched and compiled"
