@@ -53,7 +53,22 @@ def _print_line(text: str) -> None:
     err.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-class TrainProgress:
+class _BarOwner:
+    """A context manager that closes its Rich bar (`self._bar`, opened lazily by the subclass) on exit."""
+
+    _bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+            self._bar = None
+        return False
+
+
+class TrainProgress(_BarOwner):
     """Callbacks for a training job: `update` after every step, `epoch_end` after every epoch."""
 
     def __init__(self, mode: Mode | None = None):
@@ -67,15 +82,6 @@ class TrainProgress:
         self._last: tuple[float, int] | None = None  # the same after its latest step
         self._epoch_end: float | None = None
         self._epoch_cost: float | None = None  # wall seconds of the latest whole epoch, validation included
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-            self._bar = None
-        return False
 
     def eta(self, done_steps: int) -> float | None:
         """Seconds left: whole epochs at the latest epoch's wall time once one is known, else the step pace.
@@ -143,7 +149,7 @@ class TrainProgress:
             _print_line(line)
 
 
-class AttackProgress:
+class AttackProgress(_BarOwner):
     """Callback for an attack job: `update(label, done, total)` with done and total in samples."""
 
     def __init__(self, mode: Mode | None = None):
@@ -153,15 +159,6 @@ class AttackProgress:
         self._label: str | None = None
         self._since = 0.0
         self._t0 = time.perf_counter()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-            self._bar = None
-        return False
 
     def update(self, label: str, done: int, total: int) -> None:
         if self.mode == "off":
