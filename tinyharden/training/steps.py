@@ -87,7 +87,7 @@ def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
         del inner
         return outs[-1], regs
 
-    @tf.function
+    @tf.function(autograph=False)
     def step(x, y, seed):
         if cfg.adv_method is not None:
             m = int(round(cfg.adv_ratio * x.shape[0])) if x.shape[0] else tf.shape(x)[0]
@@ -123,7 +123,7 @@ def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
 
 
 def make_eval_step(model):
-    @tf.function
+    @tf.function(autograph=False)
     def evaluate(x, y):
         logits = tf.cast(model(x, training=False), tf.float32)
         loss = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))

@@ -187,7 +187,7 @@ class Trainer:
         if tq.has_stochastic_quantizers(self.model) and any(
                 isinstance(l, keras.layers.BatchNormalization) for l in self.model.layers):
             model = self.model
-            self._bn_forward = tf.function(lambda x: model(x, training=True))
+            self._bn_forward = tf.function(lambda x: model(x, training=True), autograph=False)
 
     def reestimate_bn(self, batches: int = 40, batch_size: int = 256) -> None:
         """Re-estimate batch-norm statistics under the deterministic (inference) weights.
