@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # pytest-xdist workers export COLUMNS=80 / LINES=24, and Rich fixes a console's width from COLUMNS when the
@@ -81,6 +82,39 @@ def shared() -> Path:
     if SHARED is None:
         pytest.skip("../shared/data is not beside the checkout")
     return SHARED
+
+
+def prototype_images(n: int, seed: int, *, spread: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """`n` 16x16x3 images in [0, 1] of 10 classes whose prototypes differ by a few percent in every pixel, and labels.
+
+    Linearly separable with a clear margin, yet in 768 dimensions an eps of 8/255 crosses it: what an undefended
+    model that attacks must break looks like. The prototypes are fixed; `seed` draws the samples around them.
+    """
+    protos = 0.5 + np.random.default_rng(0).uniform(-spread, spread, (10, 16, 16, 3))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    return np.clip(protos[y] + rng.normal(0, 0.08, (n, 16, 16, 3)), 0, 1).astype(np.float32), y.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def prototypes():
+    """`prototype_images` for the tests (a fixture: test modules do not import conftest)."""
+    return prototype_images
+
+
+@pytest.fixture(scope="session")
+def linear16():
+    """A linear classifier of `prototype_images`, trained once per worker: clean near 100%, it falls at 8/255."""
+    from tinyharden._tf import keras
+    from tinyharden.attacks.target import KerasTarget
+
+    keras.utils.set_random_seed(0)
+    xtr, ytr = prototype_images(1024, 1)
+    inp = keras.Input(shape=(16, 16, 3))
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)), name="linear16")
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(xtr, ytr, epochs=20, batch_size=64, verbose=0)
+    return KerasTarget(model, name="linear16")
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,13 @@ EPS = 8 / 255
 
 
 @pytest.fixture(scope="module")
-def conv_target():
+def conv_target(prototypes):
     """A small CNN on 16x16x3 class prototypes, with a 0..255 input range like the MLPerf ResNet-8."""
     from tinyharden._tf import keras
     from tinyharden.attacks.target import KerasTarget
 
     keras.utils.set_random_seed(0)
-    protos = 0.5 + np.random.default_rng(0).uniform(-0.06, 0.06, (10, 16, 16, 3))
-
-    def sample(n, seed):
-        rng = np.random.default_rng(seed)
-        y = rng.integers(0, 10, n)
-        return np.clip(protos[y] + rng.normal(0, 0.08, (n, 16, 16, 3)), 0, 1).astype(np.float32), y.astype(np.int64)
-
-    (xtr, ytr), (x, y) = sample(1024, 1), sample(64, 2)
+    (xtr, ytr), (x, y) = prototypes(1024, 1, spread=0.06), prototypes(64, 2, spread=0.06)
     inp = keras.Input(shape=(16, 16, 3))
     h = keras.layers.Rescaling(1 / 255.0)(inp)
     h = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(h)

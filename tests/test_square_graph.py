@@ -8,27 +8,11 @@ from tinyharden.attacks import evaluation as ev
 
 
 @pytest.fixture(scope="module")
-def undefended():
-    """A linear classifier of 16x16x3 prototypes a few percent apart: it falls at a large eps."""
-    from tinyharden._tf import keras
-    from tinyharden.attacks.target import KerasTarget
-
-    keras.utils.set_random_seed(0)
-    protos = 0.5 + np.random.default_rng(0).uniform(-0.05, 0.05, (10, 16, 16, 3))
-
-    def sample(n, seed):
-        rng = np.random.default_rng(seed)
-        y = rng.integers(0, 10, n)
-        return np.clip(protos[y] + rng.normal(0, 0.08, (n, 16, 16, 3)), 0, 1).astype(np.float32), y.astype(np.int64)
-
-    (xtr, ytr), (x, y) = sample(1024, 1), sample(48, 2)
-    inp = keras.Input(shape=(16, 16, 3))
-    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(inp)), name="linear16")
-    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(xtr, ytr, epochs=20, batch_size=64, verbose=0)
-    target = KerasTarget(model, name="linear16")
-    ok = np.argmax(target.predict(x), -1) == y
-    return target, x[ok], y[ok]
+def undefended(linear16, prototypes):
+    """The shared linear classifier and 48 test images, only those it classifies correctly."""
+    x, y = prototypes(48, 2)
+    ok = np.argmax(linear16.predict(x), -1) == y
+    return linear16, x[ok], y[ok]
 
 
 def test_p_schedule_and_square_side_follow_the_paper():
