@@ -51,9 +51,12 @@ def cpu_peak() -> dict:
     cores = os.cpu_count() or 1
     mhz = float(info.get("CPU max MHz") or 0) or float(info.get("BogoMIPS", 0)) / 2  # no MHz under KVM: TSC clock
     amd_zen4 = info.get("Vendor ID") == "AuthenticAMD" and info.get("CPU family") == "25"
-    # Zen 4 runs AVX-512 on two 256-bit FMA pipes: 16 fp32 MACs per cycle; VDPBF16PS does two bf16 MACs per fp32 lane.
-    fp32 = 16 if amd_zen4 or "avx2" in flags else 8
-    bf16 = 2 * fp32 if "avx512_bf16" in flags else fp32
+    intel_avx512 = info.get("Vendor ID") == "GenuineIntel" and "avx512f" in flags
+    # Zen 4 runs AVX-512 on two 256-bit FMA pipes: 16 fp32 MACs per cycle; Intel server cores with AVX-512 have
+    # two 512-bit FMA ports: 32. VDPBF16PS does two bf16 MACs per fp32 lane; an AMX tile unit does 1,024 bf16
+    # MACs per cycle (TDPBF16PS, Intel's optimization manual), the ceiling a bf16 matmul can reach.
+    fp32 = 32 if intel_avx512 else 16 if amd_zen4 or "avx2" in flags else 8
+    bf16 = 1024 if "amx_bf16" in flags else 2 * fp32 if "avx512_bf16" in flags else fp32
     return {"cpu": info.get("Model name"), "vendor": info.get("Vendor ID"), "family": info.get("CPU family"),
             "model": info.get("Model"), "cores": cores, "clock_ghz": mhz / 1000,
             "clock_source": "CPU max MHz" if info.get("CPU max MHz") else "BogoMIPS / 2 (the TSC clock; lscpu shows no MHz under KVM)",
