@@ -7,6 +7,9 @@ raw 0..255 pixels, softmax stripped so every attack sees logits):
   budget where a weaker attack shows): tinyharden's in-graph PGD in float32 and with
   `--precision mixed_bfloat16` (the bf16 twin of `attacks.precision`), and optionally
   foolbox's `LinfPGD` and ART's `ProjectedGradientDescent` called directly;
+- APGD-CE (Linf, 100 iterations, 1 restart) at --pgd-eps on the first --apgd-n images:
+  tinyharden's in-graph engine (`attacks.apgd_graph`, what `autoattack` runs) vs ART's
+  `AutoProjectedGradientDescent` called directly;
 - Square (Linf, p_init 0.05) at --square-eps with a budget of --square-iters queries:
   tinyharden's compiled `square` vs ART's `SquareAttack` called directly on a
   `TensorFlowV2Classifier(..., preprocessing=(0, 1/255))`, as ART's documentation shows.
@@ -39,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_MODEL = ROOT.parent / "shared" / "data" / "mlperf_tiny" / "image_classification" / "trained_models" / "pretrainedResnet.h5"
-METHODS = ("pgd_float32", "pgd_bfloat16", "foolbox_pgd", "art_pgd", "tinyharden_square", "art_square")
+METHODS = ("pgd_float32", "pgd_bfloat16", "foolbox_pgd", "art_pgd", "apgd_graph", "art_apgd", "tinyharden_square",
+           "art_square")
+APGD_STEPS = 100
 
 
 def cpu_peak() -> dict:
@@ -86,6 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=500, help="CIFAR-10 test images for PGD (default 500)")
     ap.add_argument("--square-n", type=int, default=200, help="CIFAR-10 test images for Square (default 200)")
+    ap.add_argument("--apgd-n", type=int, default=200, help="CIFAR-10 test images for APGD-CE (default 200)")
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--pgd-eps", default="1/255")
     ap.add_argument("--square-eps", default="2/255")
@@ -110,14 +116,15 @@ def main() -> None:
 
     load_start = list(os.getloadavg())
     ds = load_dataset(DataSpec(dataset="cifar10"), 0)
-    n = max(args.n, args.square_n)
+    n = max(args.n, args.square_n, args.apgd_n)
     x, y = ds.x_test[:n].astype(np.float32), ds.y_test[:n].astype(np.int64)
     model = logits_model(load_model(args.model))
     target = KerasTarget(model, input_range=(0.0, 255.0))
     macs = int(summarize(model)["totals"]["macs"])
     pgd_eps, sq_eps = float(Fraction(args.pgd_eps)), float(Fraction(args.square_eps))
     methods = {k: v for k, v in _methods(args, target, model, pgd_eps, sq_eps, macs).items() if k not in skip}
-    data = {"pgd": (x[: args.n], y[: args.n]), "square": (x[: args.square_n], y[: args.square_n])}
+    data = {"pgd": (x[: args.n], y[: args.n]), "square": (x[: args.square_n], y[: args.square_n]),
+            "apgd": (x[: args.apgd_n], y[: args.apgd_n])}
 
     for m in methods.values():  # warm-up: tracing is not throughput
         xs, ys = data[m["data"]]
@@ -135,6 +142,7 @@ def main() -> None:
         "rounds": args.rounds, "pgd": {"steps": 20, "rel_step": 0.25, "random_start": True, "eps": pgd_eps,
                                        "eps_label": args.pgd_eps},
         "square": {"queries": args.square_iters, "p_init": 0.05, "eps": sq_eps, "eps_label": args.square_eps},
+        "apgd": {"n": args.apgd_n, "steps": APGD_STEPS, "loss": "ce", "restarts": 1, "eps": pgd_eps, "eps_label": args.pgd_eps},
         "model": str(args.model), "model_macs_per_image": macs, "model_input_range": [0, 255],
         "dataset": "cifar10 test, first n", "clean_accuracy": _acc(target, x[: args.n], y[: args.n]),
         "results": results, "summary": _ratios(results), "cpu": peak, "measured_matmul_gmacs": measured,
@@ -151,6 +159,7 @@ def main() -> None:
 
 def _methods(args, target, model, pgd_eps: float, sq_eps: float, macs: int) -> dict[str, dict]:
     """Each method: its attack function (x, y) -> (x_adv, queries or None), data set, eps, MACs per forward unit."""
+    from tinyharden.attacks.apgd_graph import apgd_engine
     from tinyharden.attacks.pgd import PGD
     from tinyharden.attacks.precision import attack_target
     from tinyharden.attacks.square_graph import SquareGraph
@@ -165,6 +174,16 @@ def _methods(args, target, model, pgd_eps: float, sq_eps: float, macs: int) -> d
         "pgd_bfloat16": {"fn": lambda a, b: (pgd.run(bf16, a, b, eps=pgd_eps, norm="linf", seed=seed, batch_size=bs).x_adv,
                                              None), "data": "pgd", "eps": pgd_eps, "work": pgd_work, "precision": "bfloat16"},
     }
+    engine = apgd_engine(target, norm="linf", loss="ce", eot=1)
+    apgd_work = (3 * APGD_STEPS + 1) * macs
+
+    def run_apgd(a, b):
+        engine.reseed(seed)
+        adv = np.concatenate([engine(a[i:i + bs], b[i:i + bs], eps=pgd_eps, steps=APGD_STEPS)[0]
+                              for i in range(0, len(a), bs)])
+        return adv, None
+
+    out["apgd_graph"] = {"fn": run_apgd, "data": "apgd", "eps": pgd_eps, "work": apgd_work, "precision": "float32"}
     sq = SquareGraph(max_iter=args.square_iters, p_init=0.05)
 
     def run_square(a, b):
@@ -179,7 +198,7 @@ def _methods(args, target, model, pgd_eps: float, sq_eps: float, macs: int) -> d
 
 def _library_methods(args, model, pgd_eps, sq_eps, macs, pgd_work) -> dict[str, dict]:
     import foolbox as fb
-    from art.attacks.evasion import ProjectedGradientDescent, SquareAttack
+    from art.attacks.evasion import AutoProjectedGradientDescent, ProjectedGradientDescent, SquareAttack
     from art.estimators.classification import TensorFlowV2Classifier
 
     from tinyharden._tf import keras, tf
@@ -216,6 +235,12 @@ def _library_methods(args, model, pgd_eps, sq_eps, macs, pgd_work) -> dict[str, 
                                        batch_size=bs, verbose=False)
         return att.generate(x=a, y=b).astype(np.float32), None
 
+    def run_art_apgd(a, b):
+        np.random.seed(args.seed)
+        att = AutoProjectedGradientDescent(clf, norm=np.inf, eps=pgd_eps, eps_step=2 * pgd_eps, max_iter=APGD_STEPS,
+                                           nb_random_init=1, batch_size=bs, loss_type="cross_entropy", verbose=False)
+        return att.generate(x=a, y=np.eye(10)[b]).astype(np.float32), None
+
     def run_art_square(a, b):
         np.random.seed(args.seed)
         att = SquareAttack(clf, norm=np.inf, eps=sq_eps, max_iter=args.square_iters, p_init=0.05,
@@ -226,6 +251,8 @@ def _library_methods(args, model, pgd_eps, sq_eps, macs, pgd_work) -> dict[str, 
 
     return {"foolbox_pgd": {"fn": run_foolbox, "data": "pgd", "eps": pgd_eps, "work": pgd_work, "precision": "float32"},
             "art_pgd": {"fn": run_art_pgd, "data": "pgd", "eps": pgd_eps, "work": pgd_work, "precision": "float32"},
+            "art_apgd": {"fn": run_art_apgd, "data": "apgd", "eps": pgd_eps, "work": (3 * APGD_STEPS + 1) * macs,
+                         "precision": "float32"},
             "art_square": {"fn": run_art_square, "data": "square", "eps": sq_eps, "work": None, "macs": macs,
                            "precision": "float32"}}
 
@@ -281,6 +308,8 @@ def _ratios(results: dict) -> dict:
             "pgd_vs_foolbox": ratio("pgd_float32", "foolbox_pgd"), "pgd_vs_art": ratio("pgd_float32", "art_pgd"),
             "pgd_accuracy_agrees_with_foolbox": agree("pgd_float32", "foolbox_pgd"),
             "pgd_accuracy_agrees_with_art": agree("pgd_float32", "art_pgd"),
+            "apgd_graph_vs_art": ratio("apgd_graph", "art_apgd"),
+            "apgd_accuracy_agrees_with_art": agree("apgd_graph", "art_apgd"),
             "square_vs_art": ratio("tinyharden_square", "art_square"),
             "square_accuracy_agrees_with_art": agree("tinyharden_square", "art_square"),
             "targets": {"pgd_bfloat16_vs_float32": 2.0, "square_vs_art": 3.0}}

@@ -108,6 +108,7 @@ CASES = [
     ("pgd", "linf", {"steps": 5, "restarts": 2}),
     ("pgd", "l2", {"steps": 5}),
     ("apgd", "linf", {"steps": 5}),
+    ("apgd-art", "linf", {"steps": 5}),
     ("square", "linf", {"max_iter": 30}),
     ("square", "l2", {"max_iter": 30}),  # on 16x16 images: ART's L2 tiling needs >= 10 pixels
     ("square-art", "linf", {"max_iter": 30}),
@@ -170,6 +171,22 @@ def test_white_box_attack_on_a_black_box_target_is_a_clear_error(target, xy):
     assert ev.norms(out.x_adv - x[:8], "linf").max() <= EPS + 1e-6
     with pytest.raises(UserError, match="needs gradients.*not differentiable"):
         run_suite(ScoresOnly(), x, y, SuiteConfig(suite=["pgd"], eps=[EPS]))
+
+
+def test_in_graph_apgd_matches_arts_and_a_restart_only_adds_fooled_samples(vulnerable):
+    from tinyharden.attacks.base import make_attack
+
+    target, x, y = vulnerable
+
+    def fooled(name, **params):
+        out = make_attack(name, {"steps": 20, **params}).run(target, x, y, eps=3 / 255, norm="linf", seed=0)
+        assert np.abs(out.x_adv - x).max() <= 3 / 255 + 1e-6
+        return np.argmax(target.predict(out.x_adv), -1) != y
+
+    ours, art, restarted = fooled("apgd"), fooled("apgd-art"), fooled("apgd", restarts=3)
+    assert 0.1 < ours.mean() < 0.9  # a budget where a weaker attack would show
+    assert abs(int(ours.sum()) - int(art.sum())) <= 2
+    assert np.all(restarted[ours])  # the first run is the same; later ones attack the survivors only
 
 
 def test_pgd_at_8_255_breaks_an_undefended_model(vulnerable):

@@ -98,7 +98,7 @@ def test_registry_names_a_typo_and_its_fix():
     assert "pgd" in ATTACKS and "resnet8" in ZOO.names() and PRESETS.get("stq").kernel.startswith("stochastic_ternary")
     with pytest.raises(UserError) as exc:
         ATTACKS.check("sqare")
-    assert str(exc.value) == ("unknown attack 'sqare' (choose from fgsm, pgd, cw, apgd, square, square-art, boundary, zoo, "
+    assert str(exc.value) == ("unknown attack 'sqare' (choose from fgsm, pgd, cw, apgd, apgd-art, square, square-art, boundary, zoo, "
                               "transfer, autoattack, autoattack-rand); did you mean 'square'?")
 
 

@@ -214,13 +214,16 @@ def ray_cluster():
 
 @pytest.mark.slow
 def test_the_same_sweep_on_a_ray_cluster_gives_identical_cell_metrics(local_sweep, ray_cluster, tmp_path):
-    path, local_dir, _ = local_sweep
+    _, local_dir, _ = local_sweep
+    # One row of the local 2x2 (a cell's id is its values, so the folders match): two cells, one per Ray CPU.
+    path = write_sweep(tmp_path, "one-row", "  robustness.jacobian.lambda: [0.1]\n  data.fold: [0, 1]\n")
     result = cli("sweep", str(path), "--address", ray_cluster, "--storage", str(tmp_path / "shared"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ray (127.0.0.1:" in result.stderr
-    ray_dir = tmp_path / "shared" / "two-by-two"
-    for cell in ("lambda-0.001_fold-0_seed-0", "lambda-0.001_fold-1_seed-0", "lambda-0.1_fold-0_seed-0",
-                 "lambda-0.1_fold-1_seed-0"):
+    ray_dir = tmp_path / "shared" / "one-row"
+    assert sorted(p.name for p in ray_dir.iterdir() if (p / "cell.json").is_file()) == [
+        "lambda-0.1_fold-0_seed-0", "lambda-0.1_fold-1_seed-0"]
+    for cell in ("lambda-0.1_fold-0_seed-0", "lambda-0.1_fold-1_seed-0"):
         assert _metrics(ray_dir / cell) == _metrics(local_dir / cell), cell
         record = json.loads((ray_dir / cell / "cell.json").read_text())
         assert record["status"] == "done"

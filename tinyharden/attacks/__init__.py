@@ -3,8 +3,8 @@
 - `autoattack`: the AutoAttack ensemble (engines `apgd_graph`, `fab_graph`; flags in
   `autoattack_checks`);
 - `target`: the `Target` protocol (what an attack queries) and `KerasTarget`;
-- `base`: the `Attack` contract and the registry (fgsm, pgd, cw, apgd, square, square-art,
-  boundary, zoo, transfer), one small class per attack with keyword-only budget arguments;
+- `base`: the `Attack` contract and the registry (fgsm, pgd, cw, apgd, apgd-art, square,
+  square-art, boundary, zoo, transfer), one small class per attack with keyword-only budget arguments;
 - `evaluation`: re-checking examples, Wilson intervals, worst case;
 - `masking`: gradient-masking sanity checks;
 - `suite`: runs a suite over an eps sweep; `report`: attack.json layout and table.
@@ -18,7 +18,8 @@ Attacks and their default budgets (override with `-p NAME.KEY=VALUE` or a recipe
   name      kind       implementation                      defaults
   fgsm      white-box  tinyharden in-graph                 rel_step=1 (step = eps)
   pgd       white-box  tinyharden in-graph                 steps=20, rel_step=0.25, random_start, restarts=1, loss=ce
-  apgd      white-box  ART AutoProjectedGradientDescent    steps=100, restarts=1, rel_step=2 (APGD-CE)
+  apgd      white-box  tinyharden in-graph (apgd_graph)    steps=100, restarts=1, rel_step=2 (APGD-CE)
+  apgd-art  white-box  ART AutoProjectedGradientDescent    steps=100, restarts=1, rel_step=2 (APGD-CE)
   cw        white-box  foolbox L2CarliniWagnerAttack       binary_search_steps=5, steps=100, initial_const=0.01
   square    black-box  tinyharden compiled (Linf; L2: ART) max_iter=1000 queries, p_init=0.05 (Linf) / 0.1 (L2)
   square-art black-box ART SquareAttack                    max_iter=1000, p_init=0.05 (Linf) / 0.1 (L2)

@@ -61,7 +61,8 @@ class APGDEngine:
     def reseed(self, seed: int) -> None:
         self.gen.reset_from_seed(seed)
 
-    def __call__(self, x, y, *, eps: float, steps: int, y_target=None):
+    def __call__(self, x, y, *, eps: float, steps: int, y_target=None, rel_step: float = 2.0):
+        """(adversarial x, found) for a batch; `rel_step` is the first step as a multiple of eps (the paper's 2)."""
         from tinyharden._tf import tf
 
         ck = np.zeros(steps + 1, bool)
@@ -69,7 +70,7 @@ class APGDEngine:
         t = np.full(len(y), -1, np.int64) if y_target is None else np.asarray(y_target, np.int64)
         adv, found = self._fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64),
                               tf.convert_to_tensor(t), tf.constant(eps, tf.float32), tf.constant(steps, tf.int32),
-                              tf.convert_to_tensor(ck))
+                              tf.convert_to_tensor(ck), tf.constant(rel_step * eps, tf.float32))
         return adv.numpy(), found.numpy()
 
     # ------------------------------------------------------------------ pieces
@@ -126,7 +127,7 @@ class APGDEngine:
             r /= tf.sqrt(tf.reduce_sum(tf.square(r), axis=_axes(x), keepdims=True)) + 1e-12
         return tf.clip_by_value(x + eps * r, 0.0, 1.0)
 
-    def _attack(self, x, y, t, eps, steps, ck):
+    def _attack(self, x, y, t, eps, steps, ck, eta0):
         from tinyharden._tf import tf
 
         x_prev = self._start(x, eps)
@@ -134,7 +135,7 @@ class APGDEngine:
         found = tf.argmax(z, -1) != y
         best_adv = tf.where(_b(found, x), x_prev, x)
         x_best, loss_best, g_best = x_prev, loss, g
-        eta = tf.ones_like(loss) * (2.0 * eps)
+        eta = tf.ones_like(loss) * eta0
         x_cur = self._project(x, x_prev + _s(eta, x) * self._step(g), eps)
         loss_prev, n_up = loss, tf.zeros_like(loss)
         loss_best_ck, reduced_ck, last_ck = loss_best, tf.ones_like(found), tf.constant(0)
