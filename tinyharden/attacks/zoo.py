@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyharden.attacks._adapters import QueryCounter, int_labels, seed_numpy_and_random
+from tinyharden.attacks._adapters import QueryCounter, int_labels, seed_numpy_and_random, whole_batch_blackbox
 from tinyharden.attacks.base import BLACK_BOX, Attack, AttackOutput
 
 
@@ -44,11 +44,10 @@ class ZOO(Attack):
 
     def run(self, target, x, y, *, eps, norm, seed, eot=1, batch_size=256) -> AttackOutput:
         from art.attacks.evasion import ZooAttack
-        from art.estimators.classification import BlackBoxClassifier
 
         seed_numpy_and_random(seed)
         counter = QueryCounter(target)
-        clf = BlackBoxClassifier(counter, tuple(target.input_shape), target.num_classes, clip_values=(0.0, 1.0))
+        clf = whole_batch_blackbox(counter, target)
         dim = int(np.prod(target.input_shape))
         # Resizing and importance sampling assume large square images; off keeps ZOO
         # valid for any input shape (8x8 digits, 49x10 MFCCs). batch_size=1 because
