@@ -2,7 +2,8 @@
 
 Brendel et al. (2018): start from an input that is already misclassified (a blend of
 the sample with uniform noise, the starting point foolbox's
-`LinearSearchBlendedUniformNoiseAttack` finds, computed here by `blended_noise_starts`) and walk along the decision boundary towards the sample, seeing only predicted labels.
+`LinearSearchBlendedUniformNoiseAttack` finds, computed here by `blended_noise_starts`)
+and walk along the decision boundary towards the sample, seeing only predicted labels.
 It runs on any Target (foolbox's `NumPyModel` over `Target.predict`). foolbox's default
 of 25,000 steps is hours on a CPU; ours is 1,000, so the norms it reports are upper
 bounds that shrink with more steps. Samples whose noise start is not adversarial are
