@@ -68,4 +68,27 @@ if not tf.keras.__name__.startswith("tf_keras"):  # pragma: no cover - guards a 
         "import tinyharden first or set TF_USE_LEGACY_KERAS=1 in the environment"
     )
 
+
+
+def _import_qkeras() -> None:
+    """Import QKeras once, here, without the Keras 3 detour of its dependency.
+
+    tensorflow_model_optimization (which QKeras imports) probes `from keras.src.engine import
+    base_layer`: that imports all of Keras 3, scikit-learn and matplotlib.pyplot with it (about
+    1.3 s of every process here) only to fail with ImportError, after which it falls back to
+    None. With `keras` marked absent for that one import the probe fails at once and the same
+    fallback is taken; the mark is removed afterwards, so a later `import keras` works.
+    """
+    if "qkeras" in sys.modules or "keras" in sys.modules:
+        return
+    sys.modules["keras"] = None  # type: ignore[assignment]
+    try:
+        import qkeras  # noqa: F401
+    finally:
+        if sys.modules.get("keras", 0) is None:
+            del sys.modules["keras"]
+
+
+_import_qkeras()
+
 __all__ = ["tf", "keras", "quiet_native_logs", "VERBOSE_ENV"]
