@@ -248,8 +248,9 @@ def _relu_on_grid(x, bits: int, integer: int):
 
 # One XLA cluster per grid: fused, the chain of ~10 elementwise ops (and their first and second
 # derivatives in the Jacobian-regularized step) reads and writes each activation once instead of
-# once per op. Measured on the STQ+JR step of stq_cnn in bfloat16: the step's fastest of 10 went
-# from 489 to 404 ms. Training calls only: inference, export and attacks keep QKeras' plain graph.
+# once per op. Measured on the STQ+JR step of stq_cnn (batch 128, 9 alternating steps, one process):
+# CPU time per step 619 -> 468 ms in bfloat16, 863 -> 735 ms in float32 (fastest of each).
+# Training calls only: inference, export and attacks keep QKeras' plain graph.
 _FUSED: dict[tuple[int, int, str], Any] = {}
 
 
