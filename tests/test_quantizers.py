@@ -140,3 +140,25 @@ def test_stq_sampling_sharpens_onto_the_inference_ternary(dist):
         sampled = _ternary_sample(q, w).numpy()
     assert np.mean(np.sign(sampled) != np.sign(inference)) < 1e-3
     np.testing.assert_allclose(np.abs(sampled).max(axis=(0, 1, 2)), np.abs(inference).max(axis=(0, 1, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("spec", ["quantized_relu(8,3)", "quantized_relu(4,2)", "quantized_relu(1,0)"])
+def test_fused_training_relu_equals_qkeras_bit_for_bit(spec, dtype):
+    """Training calls take the XLA-fused grid ReLU, inference QKeras' float32 graph: same values, same
+    gradients, on every finite bfloat16 below 2^110 (QKeras itself turns NaN where x * 2^bits overflows)."""
+    import tinyharden.quantization.quantizers as tq
+
+    q = make_quantizer(spec)
+    xs = (np.arange(65536, dtype=np.uint32) << 16).view(np.float32)
+    x = tf.cast(tf.constant(xs[np.isfinite(xs) & (np.abs(xs) < 2.0 ** 110)]), dtype)
+    dy = tf.cast(tf.random.stateless_normal(x.shape, seed=[1, 2]), dtype)
+    results = []
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = keras.layers.Lambda(q, dtype=dtype)(x, training=training)
+        results.append([out.numpy().astype(np.float32), tape.gradient(out, x, output_gradients=dy).numpy().astype(np.float32)])
+    assert any(key[:2] == (q.bits, q.integer) for key in tq._FUSED), "the training call must take the fused path"
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -219,10 +219,57 @@ class quantized_bits(_DeterministicMixin, qkeras.quantized_bits):  # noqa: N801
     pass
 
 
+def _plain_relu_grid(q, dtype) -> bool:
+    """True if `q` is QKeras' default clipped ReLU on a grid `dtype` holds exactly.
+
+    Then `_relu_on_grid` gives QKeras' values and gradients in `dtype` itself, bit for bit
+    (checked on every finite bfloat16 below 2^120, where QKeras' x * 2^bits overflows to
+    NaN): the levels k * 2^(integer - bits), k < 2^bits, need `bits` significant bits (8 in
+    bfloat16), and every intermediate is a power-of-two scaling, a rounding, a clip or a
+    difference of at most half a level, all exact.
+    """
+    if dtype is None:
+        return False
+    significant = {tf.bfloat16: 8, tf.float32: 24}.get(tf.as_dtype(dtype))
+    return (significant is not None and isinstance(q.bits, int) and isinstance(q.integer, int)
+            and 0 < q.bits <= significant and q.is_quantized_clip and not q.use_sigmoid
+            and q.negative_slope == 0 and not q.use_stochastic_rounding and q.relu_upper_bound is None
+            and q.use_ste and not q.use_variables and isinstance(q.qnoise_factor, (int, float)) and q.qnoise_factor == 1)
+
+
+def _relu_on_grid(x, bits: int, integer: int):
+    # QKeras: x_u = where(x <= top, relu(x), top); out = x_u + stop_gradient(xq - x_u), xq the clipped grid point.
+    steps = 2.0 ** (bits - integer)  # grid points per unit
+    top = tf.constant((2 ** bits - 1) / steps, x.dtype)
+    x_u = tf.where(x <= top, tf.nn.relu(x), top)
+    xq = tf.clip_by_value(tf.round(x * steps), 0.0, 2 ** bits - 1) * (1.0 / steps)
+    return x_u + tf.stop_gradient(xq - x_u)
+
+
+# One XLA cluster per grid: fused, the chain of ~10 elementwise ops (and their first and second
+# derivatives in the Jacobian-regularized step) reads and writes each activation once instead of
+# once per op. Measured on the STQ+JR step of stq_cnn (batch 128, 9 alternating steps, one process):
+# CPU time per step 619 -> 468 ms in bfloat16, 863 -> 735 ms in float32 (fastest of each).
+# Training calls only: inference, export and attacks keep QKeras' plain graph.
+_FUSED: dict[tuple[int, int, str], Any] = {}
+
+
+def _fused_relu_on_grid(x, bits: int, integer: int):
+    key = (bits, integer, x.dtype.name)  # one function per dtype: its gradient function is typed too
+    if key not in _FUSED:
+        _FUSED[key] = tf.function(lambda v: _relu_on_grid(v, bits, integer), jit_compile=True, autograph=False)
+    return _FUSED[key](x)
+
+
 @keras.utils.register_keras_serializable(package="tinyharden")
 class quantized_relu(qkeras.quantized_relu):  # noqa: N801
-    @_in_float32
     def __call__(self, x):
+        if _training() is True and _plain_relu_grid(self, getattr(x, "dtype", None)):
+            return _fused_relu_on_grid(x, self.bits, self.integer)
+        return self._qkeras_call(x)
+
+    @_in_float32
+    def _qkeras_call(self, x):
         return super().__call__(x)
 
 
