@@ -151,7 +151,9 @@ def test_fused_training_relu_equals_qkeras_bit_for_bit(spec, dtype):
 
     q = make_quantizer(spec)
     xs = (np.arange(65536, dtype=np.uint32) << 16).view(np.float32)
-    x = tf.cast(tf.constant(xs[np.isfinite(xs) & (np.abs(xs) < 2.0 ** 110)]), dtype)
+    finite = xs[np.isfinite(xs) & (np.abs(xs) < 2.0 ** 110)]
+    reps = -(-tq._FUSE_MIN_ELEMENTS // len(finite))  # enough copies to be worth fusing
+    x = tf.cast(tf.constant(np.tile(finite, reps)), dtype)
     dy = tf.cast(tf.random.stateless_normal(x.shape, seed=[1, 2]), dtype)
     results = []
     for training in (True, False):
@@ -162,3 +164,14 @@ def test_fused_training_relu_equals_qkeras_bit_for_bit(spec, dtype):
     assert any(key[:2] == (q.bits, q.integer) for key in tq._FUSED), "the training call must take the fused path"
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_a_small_activation_keeps_qkeras_graph_in_training():
+    import tinyharden.quantization.quantizers as tq
+
+    tq._FUSED.clear()
+    q = make_quantizer("quantized_relu(8,3)")
+    small = tf.random.stateless_normal([64, 8, 8, 32], seed=[3, 4])  # a digits CNN's activation: 131k elements
+    keras.layers.Lambda(q)(small, training=True)
+    assert not tq._FUSED  # compiling would cost more than the fused op saves at this size
+
