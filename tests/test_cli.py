@@ -81,6 +81,6 @@ def test_verbose_flag_lets_tensorflow_cpp_lines_through_and_quiet_keeps_errors(t
                            env=env, timeout=120)
     assert loud.returncode == 0 and quiet.returncode == 0
     assert re.search(r"^[IWE]\d{4} ", loud.stderr, re.M), loud.stderr
-    assert not re.search(r"^[IWE]\d{4} ", quiet.stderr, re.M), quiet.stderr
+    assert quiet.stderr == "", quiet.stderr  # not one native line: what a user's terminal shows by default
     r = runner.invoke(app, ["--quiet", "-w", str(tmp_path / "ws"), "train", str(tmp_path / "missing.yaml")])
     assert r.exit_code == 2 and "not found" in r.output

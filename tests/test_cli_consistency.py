@@ -402,21 +402,6 @@ def test_run_json_is_one_document(tmp_path):
     assert doc["export"]["parity"]["samples"] == 20
 
 
-@pytest.mark.slow  # one sweep cell, one epoch on 300 digits (~40 s)
-def test_sweep_json_and_runs_show_a_real_sweep_as_one_row(tmp_path):
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
-    sweep_file = tmp_path / "one.yaml"
-    sweep_file.write_text(f"name: one\nrecipe: {recipe}\ngrid:\n  train.lr: [0.005]\nseeds: [0]\nstages: [train]\n"
-                          'overrides: ["train.epochs=1", "data.limit_train=300"]\n')
-    ws = tmp_path / "ws"
-    doc = _json(invoke("-w", str(ws), "sweep", str(sweep_file), "--json"), "tinyharden sweep")
-    assert doc["summary"]["done"] == 1
-    listing = _json(invoke("runs", str(ws), "--json"), "tinyharden runs")
-    [row] = listing["runs"]
-    assert (row["name"], row["type"], row["cells"], row["cells_done"], row["dataset"]) == ("one", "sweep", 1, 1, "digits")
-    assert 0 < row["clean_accuracy"] <= 1 and listing["skipped"] == []
-
-
 def test_a_job_error_names_the_flag_the_user_types():
     """Jobs word errors without flags (tests/test_style.py); the CLI adds its own flag for the option at fault."""
     r = CliRunner().invoke(app, ["evaluate", "no-such-model", "--split", "train"])

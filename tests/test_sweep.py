@@ -190,6 +190,27 @@ def test_a_finished_sweep_is_skipped_on_rerun(local_sweep):
 
 
 @pytest.mark.slow
+def test_sweep_json_and_runs_show_a_finished_sweep_as_one_row(local_sweep):
+    from typer.testing import CliRunner
+
+    from tinyharden.cli.app import app
+
+    path, sweep_dir, _ = local_sweep
+    runs = sweep_dir.parent
+    r = CliRunner().invoke(app, ["-w", str(runs), "sweep", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)  # the whole of stdout is one document
+    assert (doc["schema_version"], doc["kind"], doc["summary"]["done"]) == (1, "tinyharden sweep", 4)
+    r = CliRunner().invoke(app, ["runs", str(runs), "--json"])
+    assert r.exit_code == 0, r.output
+    listing = json.loads(r.stdout)
+    [row] = listing["runs"]
+    assert (row["name"], row["type"], row["cells"], row["cells_done"], row["dataset"]) == (
+        "two-by-two", "sweep", 4, 4, "digits")
+    assert 0 < row["clean_accuracy"] <= 1 and listing["skipped"] == []
+
+
+@pytest.mark.slow
 def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path):
     path = write_sweep(tmp_path, "fails", f"  model.init: [null, {tmp_path / 'missing.h5'}]\n", stages="[train]")
     result = cli("-w", str(tmp_path / "runs"), "sweep", str(path), "--jobs", "2")
