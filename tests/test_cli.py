@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from tinyharden import __version__
@@ -67,6 +68,7 @@ def test_train_without_recipe_or_with_missing_dataset(tmp_path):
     p.write_text(f"data:\n  dataset: cifar10\n  path: {tmp_path / 'nowhere'}\n")
     r = runner.invoke(app, ["-w", str(tmp_path / "ws"), "train", str(p)])
     assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_verbose_flag_lets_tensorflow_cpp_lines_through_and_quiet_keeps_errors(tmp_path):

@@ -36,6 +36,7 @@ def test_quickstart_recipe_reaches_90_percent(quickstart_run):
         assert (run_dir / name).is_file(), name
     assert load_recipe(run_dir / "recipe.yaml").quantization.preset == "stq"
     assert not list(run_dir.glob(".*.tmp*"))  # no half-written artifacts
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_jacobian_regularization_shrinks_input_gradients(tmp_path):
@@ -55,6 +56,7 @@ def test_per_layer_jacobian_reports_one_term_per_layer(tmp_path):
     t = run.start(r, tmp_path)
     t.fit()
     assert len(t.history[0]["reg"]) == 2 and all(v > 0 for v in t.history[0]["reg"])
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_resume_after_interruption_reaches_the_same_epoch_count(tmp_path):
@@ -116,6 +118,7 @@ def test_adversarial_training_runs_with_inputs_in_range(tmp_path):
     t = run.start(r, tmp_path)
     m = t.fit()
     assert m["test"]["accuracy"] > 0.5 and m["defense"].startswith("AT-pgd")
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_same_recipe_and_seed_give_the_same_metrics(tmp_path):
@@ -124,6 +127,7 @@ def test_same_recipe_and_seed_give_the_same_metrics(tmp_path):
     b = run.start(r, tmp_path).fit()
     assert a["test"] == b["test"]
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_mixed_bfloat16_training_saves_a_float32_model_that_scores_as_reported(tmp_path):
@@ -159,6 +163,7 @@ def test_model_init_copies_float_weights_into_the_quantized_twin(tmp_path):
     assert type(stq.model.get_layer("conv2")).__name__ == "QConv2D"
     with pytest.raises(Exception, match="initialize from"):
         run.start(small_recipe(model={"name": "cnn", "width": 2.0, "init": str(float_run.run_dir)}), tmp_path)
+@pytest.mark.slow  # > 8 s idle
 
 
 def test_audio_augmentation_recomputes_features_each_epoch(tmp_path, shared):
