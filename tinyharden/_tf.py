@@ -69,7 +69,6 @@ if not tf.keras.__name__.startswith("tf_keras"):  # pragma: no cover - guards a 
     )
 
 
-
 def _import_qkeras() -> None:
     """Import QKeras once, here, without the Keras 3 detour of its dependency.
 

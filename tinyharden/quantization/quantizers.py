@@ -223,10 +223,10 @@ def _plain_relu_grid(q, dtype) -> bool:
     """True if `q` is QKeras' default clipped ReLU on a grid `dtype` holds exactly.
 
     Then `_relu_on_grid` gives QKeras' values and gradients in `dtype` itself, bit for bit
-    (checked on every finite bfloat16 below 2^120, where QKeras' x * 2^bits overflows to
-    NaN): the levels k * 2^(integer - bits), k < 2^bits, need `bits` significant bits (8 in
-    bfloat16), and every intermediate is a power-of-two scaling, a rounding, a clip or a
-    difference of at most half a level, all exact.
+    (checked on every finite bfloat16 below 2^110, tests/test_quantizers.py; far above that
+    QKeras' own x * 2^bits overflows to NaN): the levels k * 2^(integer - bits), k < 2^bits,
+    need `bits` significant bits (8 in bfloat16), and every intermediate is a power-of-two
+    scaling, a rounding, a clip or a difference of at most half a level, all exact.
     """
     if dtype is None:
         return False
