@@ -8,9 +8,9 @@ Example (a KerasTarget `t`):
 `attack_target` returns a twin of the target whose `logits` (what gradients and in-graph
 attacks use) come from a copy of the model with its weights computing under the Keras
 `mixed_bfloat16` policy (`training.precision.recast`), cast back to float32; its `predict`
-is the float32 original's. On this CPU (AVX-512 BF16) PGD-20 on the bf16 twin of the MLPerf
-ResNet-8 ran 1.8x faster with the same robust accuracy (bench/attack_throughput.py, median
-of 3 rounds on a loaded machine); float32 stays the default. Nothing the twin
+is the float32 original's. With AVX-512 BF16 (Zen 4; Intel with AMX) PGD-20 on the bf16 twin
+of the MLPerf ResNet-8 ran 1.5-1.8x faster with the same robust accuracy
+(bench/attack_throughput.py, medians of interleaved rounds); float32 stays the default. Nothing the twin
 computes decides a result: the suite re-predicts every returned example with the float32
 target, so a coarser bf16 gradient can only find fewer adversarial examples (under-claim
 attack success); an example counts only if the float32 model misclassifies it. attack.json

@@ -39,7 +39,7 @@ def attack(
     recipe: Annotated[Optional[Path], Opt("--recipe", help="Recipe whose attack: section (and, for a bare model, data:) to use.")] = None,
     param: Annotated[Optional[List[str]], Opt("--param", "-p", help="Attack budget, repeatable: -p pgd.steps=40 -p square.max_iter=5000.")] = None,
     eot: Annotated[Optional[int], Opt("--eot", help="Average gradients over N stochastic passes (stochastic quantizers sample).")] = None,
-    precision: Annotated[Optional[str], Opt("--precision", help="What white-box attacks compute in: float32 or mixed_bfloat16 (1.8x faster for PGD on the MLPerf ResNet-8 with AVX-512 BF16); examples are always scored in float32. Default: recipe attack.precision, else float32.")] = None,
+    precision: Annotated[Optional[str], Opt("--precision", help="What white-box attacks compute in: float32 or mixed_bfloat16 (1.5-1.8x faster for PGD on the MLPerf ResNet-8 with AVX-512 BF16); examples are always scored in float32. Default: recipe attack.precision, else float32.")] = None,
     source: Annotated[Optional[Path], Opt("--source", help="Model or run folder the transfer attack crafts its examples on (e.g. the float twin).")] = None,
     space: Annotated[Optional[str], Opt("--space", help="speech_commands only: attack the 'features' (default) or the raw 'waveform' through the MFCC front end.")] = None,
     seed: Annotated[Optional[int], Opt("--seed", help="Seed of the attacks' randomness (default: the recipe's seed).")] = None,
