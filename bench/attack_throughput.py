@@ -112,7 +112,6 @@ def main() -> None:
     from tinyharden.footprint.summary import summarize
     from tinyharden.models import load_model, logits_model
     from tinyharden.recipe import DataSpec
-    from tinyharden.workspace import atomic_write_json, package_versions
 
     load_start = list(os.getloadavg())
     ds = load_dataset(DataSpec(dataset="cifar10"), 0)
@@ -146,15 +145,28 @@ def main() -> None:
         "model": str(args.model), "model_macs_per_image": macs, "model_input_range": [0, 255],
         "dataset": "cifar10 test, first n", "clean_accuracy": _acc(target, x[: args.n], y[: args.n]),
         "results": results, "summary": _ratios(results), "cpu": peak, "measured_matmul_gmacs": measured,
-        "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
-        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python bench/attack_throughput.py " + " ".join(sys.argv[1:]),
+        **run_context("attack_throughput.py", load_start),
     }
-    atomic_write_json(args.out, record)
+    write_record(args.out, record)
+
+
+def run_context(script: str, load_start: list[float]) -> dict:
+    """What every bench JSON records about its run: load, uptime, versions, time and the command."""
+    from tinyharden.workspace import package_versions
+
+    return {"load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+            "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": f"python bench/{script} " + " ".join(sys.argv[1:])}
+
+
+def write_record(out: Path, record: dict) -> None:
+    from tinyharden.workspace import atomic_write_json
+
+    atomic_write_json(out, record)
     for k, v in record["summary"].items():
         print(f"{k}: {v}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 def _methods(args, target, model, pgd_eps: float, sq_eps: float, macs: int) -> dict[str, dict]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.attack_throughput import run_context, write_record  # noqa: E402
 
 DEFAULT_MODEL = ROOT.parent / "shared" / "data" / "mlperf_tiny" / "image_classification" / "trained_models" / "pretrainedResnet.h5"
 ATTACKS = ("zoo", "boundary", "cw")
@@ -63,8 +64,6 @@ def main() -> None:
     from tinyharden.data import load_dataset
     from tinyharden.models import load_model, logits_model
     from tinyharden.recipe import DataSpec
-    from tinyharden.workspace import atomic_write_json, package_versions
-
     load_start = list(os.getloadavg())
     ds = load_dataset(DataSpec(dataset="cifar10"), 0)
     target = KerasTarget(logits_model(load_model(args.model)), input_range=(0.0, 255.0))
@@ -96,15 +95,9 @@ def main() -> None:
         "model": str(args.model), "model_input_range": [0, 255], "dataset": "cifar10 test, first n",
         "clean_accuracy_first_1000": float(correct_1k.mean()), "attacked_at_n1000": attacked_1k,
         "results": results, "summary": _ratios(results, names),
-        "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
-        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "python bench/blackbox_cost.py " + " ".join(sys.argv[1:]),
+        **run_context("blackbox_cost.py", load_start),
     }
-    atomic_write_json(args.out, record)
-    for k, v in record["summary"].items():
-        print(f"{k}: {v}")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
 
 
 def _tinyharden_fn(attack, target, seed: int):

@@ -23,7 +23,6 @@ over the CPU's nominal peak (`attack_throughput.cpu_peak`) and over a matmul mea
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import time
@@ -83,22 +82,11 @@ class PlainJR(keras.Model):
         return {"loss": loss}
 
 
-@contextlib.contextmanager
-def user_global_policy(name: str):
-    """The user's one line, `keras.mixed_precision.set_global_policy(name)`, undone when the block ends."""
-    before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(before)
-
-
 def stock_qkeras_probe() -> dict:
     """Does a QKeras layer with QKeras' own quantizers run under the global mixed_bfloat16 policy?"""
     import qkeras
 
-    with user_global_policy("mixed_bfloat16"):
+    with precision.policy("mixed_bfloat16"):
         try:
             layer = qkeras.QConv2D(8, 3, kernel_quantizer=qkeras.stochastic_ternary(alpha="auto"),
                                    bias_quantizer=qkeras.quantized_bits(8, 0, 1))
@@ -133,7 +121,7 @@ def build_methods(recipe, ds, x, y, steps: int) -> tuple[dict, dict]:
 
     def plain(model, prec):
         def run():
-            with user_global_policy(prec):
+            with precision.policy(prec):
                 t = time.perf_counter()
                 hist = model.fit(x, y, batch_size=bs, epochs=1, shuffle=False, verbose=0)
                 return n / (time.perf_counter() - t), float(hist.history["loss"][-1])
@@ -145,7 +133,7 @@ def build_methods(recipe, ds, x, y, steps: int) -> tuple[dict, dict]:
         runners[f"tinyharden_{prec}"] = ours(make_train_step(model, make_optimizer(recipe.train, steps), cfg))
         for float32_logits in (False, True):
             try:
-                with user_global_policy(prec):
+                with precision.policy(prec):
                     peer = PlainJR(build_for_recipe(recipe, ds, init=False), lam, fraction, ds.num_classes,
                                    float32_logits=float32_logits)
                     peer.compile(optimizer=make_optimizer(recipe.train, steps))
