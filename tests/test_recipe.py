@@ -44,6 +44,25 @@ attack: {suite: "pgd,square", eps: "1/255"}
     assert again.robustness.jacobian.lambdas() == [0.02, 0.5]
 
 
+
+def test_jacobian_scale_multiplies_every_lambda_and_zero_trains_without_the_penalty(tmp_path):
+    from tinyharden.training.steps import StepConfig
+    from tinyharden.training.trainer import defense_label
+
+    text = """
+name: t
+data: {dataset: synthetic, shape: [4, 4, 1]}
+robustness:
+  jacobian: {layers: [logits, {name: act1, lambda: 0.5}], lambda: 0.02, scale: SCALE}
+"""
+    scaled = load_recipe(write(tmp_path, text.replace("SCALE", "4")))
+    assert scaled.robustness.jacobian.lambdas() == [pytest.approx(0.08), pytest.approx(2.0)]
+    assert StepConfig.from_recipe(scaled, 10, (0.0, 1.0)).jr_lambdas == pytest.approx((0.08, 2.0))
+    off = load_recipe(write(tmp_path, text.replace("SCALE", "0"), "off.yaml"))
+    assert StepConfig.from_recipe(off, 10, (0.0, 1.0)).jr_layers == ()
+    assert (defense_label(off), defense_label(scaled)) == ("none", "JR(logits,act1)")
+
+
 MALFORMED = [
     ("trian:\n  epochs: 2\n", "r.yaml:1: unknown key 'trian'; did you mean 'train'?"),
     ("train:\n  epoch: 2\n", "r.yaml:2: unknown key 'train.epoch'; did you mean 'epochs'?"),

@@ -96,6 +96,19 @@ def test_sweep_data_path_reaches_every_cell_and_a_bad_override_is_the_sweep_file
         expand(path, overrides=["data.pth=x"])
 
 
+def test_fold_and_seed_placeholders_chain_each_cell_onto_the_same_cell_of_another_sweep(tmp_path):
+    from tinyharden.sweep.grid import expand
+
+    chained = [*TINY, "model.init=runs/cv-float/fold-{fold}_seed-{seed}"]
+    path = write_sweep(tmp_path, "c", "  data.fold: [0, 2]\n", overrides=chained)
+    path.write_text(path.read_text().replace("seeds: [0]", "seeds: [0, 1]"))
+    inits = [(c.id, c.recipe["model"]["init"]) for c in expand(path).cells]
+    assert inits == [(f"fold-{f}_seed-{s}", f"runs/cv-float/fold-{f}_seed-{s}") for f in (0, 2) for s in (0, 1)]
+    no_folds = write_sweep(tmp_path, "n", "  train.lr: [0.01]\n", overrides=chained)
+    with pytest.raises(UserError, match=r"'\{fold\}' needs a data.fold grid"):
+        expand(no_folds)
+
+
 def test_digits_folds_are_a_stratified_partition_of_the_images():
     from tinyharden.data import load_dataset
     from tinyharden.recipe import DataSpec

@@ -159,12 +159,15 @@ class JacobianSpec(_Section):
     lam: Number | None = Field(None, ge=0, le=1e4, alias="lambda", description="lambda for layers that do not set their own")
     projections: int = Field(1, gt=0, le=64)
     batch_fraction: float = Field(1.0, gt=0, le=1, description="share of each batch the regularizer is computed on")
+    # One number scales layers whose lambdas differ by orders of magnitude (their Jacobians do),
+    # so a trade-off curve is one grid key: robustness.jacobian.scale: [0, 1, 4, 16].
+    scale: Number = Field(1.0, ge=0, le=1e4, description="multiplies every layer's lambda (0 turns the penalty off)")
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     def lambdas(self) -> list[float]:
-        """Each layer's lambda: its own, else `lambda`, else 0.01."""
+        """Each layer's lambda (its own, else `lambda`, else 0.01) times `scale`."""
         default = self.lam if self.lam is not None else 0.01
-        return [l.lam if l.lam is not None else default for l in self.layers]
+        return [float(self.scale) * (l.lam if l.lam is not None else default) for l in self.layers]
 
 
 class AdversarialSpec(_Section):

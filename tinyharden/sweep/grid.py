@@ -21,7 +21,7 @@ from typing import Any
 
 from tinyharden.errors import UserError
 from tinyharden.recipe import Recipe
-from tinyharden.sweep.spec import SweepSpec, base_recipe_data, load_sweep, validate_cell
+from tinyharden.sweep.spec import SweepSpec, base_recipe_data, load_sweep, uses_placeholders, validate_cell
 
 FOLD_KEY = "data.fold"
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
@@ -108,7 +108,7 @@ def expand(path: str | Path, *, overrides: Sequence[str] = ()) -> Sweep:
     if overrides:
         spec = spec.model_copy(update={"overrides": [*spec.overrides, *overrides]})
     source = str(path)
-    base = base_recipe_data(spec, recipe_file, source)
+    shared = None if uses_placeholders(spec) else base_recipe_data(spec, recipe_file, source)
     where = {k: f"{source}:{lines.get(('grid', k), '')}".rstrip(":") for k in spec.grid}
     cells: list[Cell] = []
     keys = list(spec.grid)
@@ -116,6 +116,8 @@ def expand(path: str | Path, *, overrides: Sequence[str] = ()) -> Sweep:
         values = dict(zip(keys, combo))
         for seed in spec.seeds:
             cid = cell_id(values, seed=seed)
+            base = shared if shared is not None else base_recipe_data(
+                spec, recipe_file, source, fold=values.get(FOLD_KEY), seed=seed)
             recipe = _cell_recipe(base, values, seed, cid, where)
             cells.append(Cell(cid, values, seed, recipe.resolved()))
     ids = [c.id for c in cells]

@@ -13,6 +13,8 @@
 Every problem is a one-line `UserError` naming the file and line (`sweep.yaml:4: unknown
 key 'grid.robustness.jacobian.lamda'; did you mean 'lambda'?`). Each grid value is
 checked against the recipe when the file is read, so a typo fails before any training.
+An override may name the cell's own fold and seed, which chains one sweep onto another:
+`model.init=runs/kws-cv-dscnn-float/fold-{fold}_seed-{seed}` starts each fold from that fold's run.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class SweepSpec(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values; cells are the cross product")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     stages: list[Stage] = Field(default_factory=lambda: ["train", "attack", "export"])
-    overrides: list[str] = Field(default_factory=list, description="dotted overrides applied to every cell")
+    overrides: list[str] = Field(default_factory=list, description="dotted overrides applied to every cell; "
+                                                                  "{fold} and {seed} stand for the cell's own")
     resources: Resources = Field(default_factory=Resources)
 
     @field_validator("stages")
@@ -124,15 +127,36 @@ def load_sweep(path: str | Path) -> tuple[SweepSpec, Path, dict[tuple, int]]:
     return spec, find_recipe(spec, path), lines
 
 
-def base_recipe_data(spec: SweepSpec, recipe_file: Path, source: str) -> dict[str, Any]:
-    """The recipe file's mapping with the sweep's fixed overrides, validated once."""
+PLACEHOLDERS = ("{fold}", "{seed}")
+
+
+def uses_placeholders(spec: SweepSpec) -> bool:
+    """True when an override names the cell's fold or seed, so each cell has its own base recipe."""
+    return any(p in text for text in spec.overrides for p in PLACEHOLDERS)
+
+
+def cell_overrides(spec: SweepSpec, source: str, *, fold: int | None, seed: int) -> list[str]:
+    """The fixed overrides with `{fold}` and `{seed}` filled in for one cell.
+
+    A chained cross-validation needs them: `model.init=runs/kws-cv-dscnn-float/fold-{fold}_seed-{seed}`
+    starts each fold from the float run of the same fold, whose test speakers it never saw.
+    """
+    if fold is None and any("{fold}" in text for text in spec.overrides):
+        raise UserError(f"{source}: overrides: '{{fold}}' needs a data.fold grid (e.g. grid: {{data.fold: [0, 1, 2]}})")
+    return [text.replace("{fold}", str(fold)).replace("{seed}", str(seed)) for text in spec.overrides]
+
+
+def base_recipe_data(spec: SweepSpec, recipe_file: Path, source: str, *, fold: int | None = None,
+                     seed: int = 0) -> dict[str, Any]:
+    """The recipe file's mapping with the sweep's fixed overrides (for this fold and seed), validated."""
     from tinyharden.recipe import load_recipe
 
     load_recipe(recipe_file)  # the recipe's own errors point at its own lines
     data = read_yaml_file(recipe_file) or {}
-    if spec.overrides:
+    overrides = cell_overrides(spec, source, fold=fold, seed=seed)
+    if overrides:
         try:
-            data = apply_overrides(data, spec.overrides)
+            data = apply_overrides(data, overrides)
         except UserError as exc:
             raise UserError(f"{source}: overrides: {exc}") from None
         validate(data, source=f"{source}: overrides")
