@@ -215,6 +215,16 @@ def test_distillation_from_the_float_model_is_kept_for_resume_and_changes_the_lo
     assert result["stages"]["finetuned"]["accuracy"] > result["stages"]["post_training"]["accuracy"]
 
 
+def test_a_borrowed_recipe_neither_names_the_run_nor_asks_a_post_training_run_for_a_teacher(tmp_path):
+    borrowed = tmp_path / "kd.yaml"
+    borrowed.write_text("name: someone-elses\ndata: {dataset: digits}\ntrain: {epochs: 3, distill: {weight: 0.5}}\n")
+    recipe, epochs = pipeline.build_recipe(name="mine", data={}, quantization={"preset": "stq"},
+                                           recipe_file=borrowed, finetune_epochs=0)
+    assert (recipe.name, epochs, recipe.train.distill) == ("mine", 0, None)
+    recipe, epochs = pipeline.build_recipe(name="mine", data={}, quantization={"preset": "stq"}, recipe_file=borrowed)
+    assert (recipe.name, epochs, recipe.train.distill.weight) == ("mine", 3, 0.5)
+
+
 def test_distill_loss_is_zero_only_when_the_student_matches_the_teacher():
     from tinyharden.training.steps import distill_loss
 

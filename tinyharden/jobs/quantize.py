@@ -94,6 +94,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
                                  "train": {k: old["train"][k] for k in _INHERITED_TRAIN}})
     file_data = _raw_recipe(recipe_file) if recipe_file is not None else {}
     merged = _merge(merged, file_data)
+    merged["name"] = name  # the run folder is named by the command (--name), not by the recipe it borrows from
     merged["quantization"] = _merge(merged.get("quantization") or {}, quantization)
     merged = apply_overrides(merged, overrides)
     if distill and not merged["train"].get("distill"):
@@ -112,6 +113,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
             raise UserError("distillation teaches the fine-tune; give the fine-tune a number of epochs",
                             option="finetune_epochs")
         merged["train"].pop("epochs", None)
+        merged["train"].pop("distill", None)  # a recipe's distillation has no fine-tune to teach here
         if isinstance(merged["quantization"], dict):
             merged["quantization"].pop("incremental", None)  # a schedule needs epochs to run in
     source = "quantize options" + (f" with {recipe_file}" if recipe_file else "") + (f" and {' '.join(overrides)}" if overrides else "")
