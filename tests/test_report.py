@@ -438,3 +438,17 @@ def test_run_trains_attacks_exports_and_reports_into_one_folder(tmp_path):
     # ... and `report` reads the folder like any other.
     again = report_json(run)
     assert again["rows"][0]["worst_case"]["value"] == row["worst_case"]["value"]
+
+
+@pytest.mark.parametrize("text, label, expect", [
+    (["0.0009804", "1/255"], ["0.25 int8 steps", "1 int8 steps"], ["0.25 int8 steps", "1 int8 steps"]),  # a recipe's numbers
+    (["0.25step", "1/255"], ["0.25 int8 steps", "1 int8 steps"], ["0.25step", "1 int8 steps"]),  # the user's own words win
+    (["1/255", "2/255"], None, ["1/255", "2/255"]),  # images: no unit of their own
+])
+def test_budgets_are_named_by_the_users_text_else_by_the_spaces_unit(text, label, expect):
+    from types import SimpleNamespace
+
+    from tinyharden.report.collect import eps_names
+
+    config = SimpleNamespace(eps=[1 / 1020, 1 / 255] if label else [1 / 255, 2 / 255], eps_text=text, eps_label=label)
+    assert list(eps_names(SimpleNamespace(config=config)).values()) == expect

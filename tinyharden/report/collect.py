@@ -83,10 +83,13 @@ def eps_names(att: AttackArtifact) -> dict[float, str]:
     """attack.json's eps by value, as the user wrote them (config.eps_text), else in the space's unit
     (config.eps_label: int8 steps, dB), else 8/255 style."""
     eps = [float(e) for e in att.config.eps]
-    for names in (att.config.eps_text, att.config.eps_label):
-        if names is not None and len(names) == len(eps) and all(isinstance(n, str) for n in names):
-            return dict(zip(eps, names))
-    return {}
+    usable = [n if n is not None and len(n) == len(eps) and all(isinstance(t, str) for t in n) else [None] * len(eps)
+              for n in (att.config.eps_text, att.config.eps_label)]
+    # A recipe's eps reach attack.json as numbers, so eps_text then holds only their 8/255 spelling:
+    # the space's own unit (0.25 int8 steps) says more, and is what the user meant by 1/1020.
+    own = [t if t is not None and t != fmt_eps(e) else None for e, t in zip(eps, usable[0])]
+    names = {e: o or u or t for e, o, u, t in zip(eps, own, usable[1], usable[0]) if o or u or t}
+    return names if len(names) == len(eps) else {}
 
 
 def eps_name(names: dict[float, str], eps: float) -> str:

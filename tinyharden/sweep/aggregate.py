@@ -63,7 +63,7 @@ def cell_metrics(run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]
                 name = "worst case" if worst else sweep["attack"]
                 put(f"{'worst' if worst else sweep['attack']}@{fmt_eps(p['eps'])}", p["value"],
                     kind="worst" if worst else "robust", attack=None if worst else sweep["attack"], eps=p["eps"],
-                    label=f"{name} {fmt_eps(p['eps'])}", unit="fraction")
+                    label=f"{name} {p.get('label') or fmt_eps(p['eps'])}", unit="fraction")
     if row["export"] and row["export"].get("int8"):
         put("int8", row["export"]["int8"]["value"], kind="int8", label="int8 on TFLM", unit="fraction")
     for key, label, unit in FOOTPRINT:
