@@ -79,11 +79,10 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
                  finetune_epochs: int | None = None, distill: bool = False) -> tuple[Recipe, int]:
     """(recipe, fine-tune epochs) for a quantize run.
 
-    Layers, lowest first: fine-tune defaults; the source run's recipe (seed, data, batch
-    size, augmentation, robustness); `recipe_file` (all but model:); `quantization`
-    (a config file or a preset); dotted `overrides`; `finetune_epochs`; `distill` (turns
-    on train.distill, from the float model unless a teacher is named). Without
-    `finetune_epochs` the fine-tune runs only if the recipe file or an override sets train.epochs.
+    Layers, lowest first: fine-tune defaults; the source run's recipe (seed, data, batch size, augmentation,
+    robustness); `recipe_file` (all but model: and name:); `quantization` (a config file or a preset); dotted
+    `overrides`; `finetune_epochs`; `distill` (turns on train.distill, from the float model unless a teacher is
+    named). Without `finetune_epochs` the fine-tune runs only if the recipe file or an override sets train.epochs.
     """
     overrides = list(overrides or [])
     merged: dict[str, Any] = {"name": name, "data": data,
@@ -93,8 +92,7 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
         merged = _merge(merged, {"seed": old["seed"], "data": old["data"], "robustness": old["robustness"],
                                  "train": {k: old["train"][k] for k in _INHERITED_TRAIN}})
     file_data = _raw_recipe(recipe_file) if recipe_file is not None else {}
-    merged = _merge(merged, file_data)
-    merged["name"] = name  # the run folder is named by the command (--name), not by the recipe it borrows from
+    merged = {**_merge(merged, file_data), "name": name}  # named by the command (--name), not by a borrowed recipe
     merged["quantization"] = _merge(merged.get("quantization") or {}, quantization)
     merged = apply_overrides(merged, overrides)
     if distill and not merged["train"].get("distill"):
@@ -112,8 +110,8 @@ def build_recipe(*, name: str, data: dict, quantization: dict, inherited: Recipe
         if distill:
             raise UserError("distillation teaches the fine-tune; give the fine-tune a number of epochs",
                             option="finetune_epochs")
-        merged["train"].pop("epochs", None)
-        merged["train"].pop("distill", None)  # a recipe's distillation has no fine-tune to teach here
+        for key in ("epochs", "distill"):  # no fine-tune: a borrowed recipe's length and teacher do not apply
+            merged["train"].pop(key, None)
         if isinstance(merged["quantization"], dict):
             merged["quantization"].pop("incremental", None)  # a schedule needs epochs to run in
     source = "quantize options" + (f" with {recipe_file}" if recipe_file else "") + (f" and {' '.join(overrides)}" if overrides else "")
