@@ -44,7 +44,6 @@ attack: {suite: "pgd,square", eps: "1/255"}
     assert again.robustness.jacobian.lambdas() == [0.02, 0.5]
 
 
-
 def test_jacobian_scale_multiplies_every_lambda_and_zero_trains_without_the_penalty(tmp_path):
     from tinyharden.training.steps import StepConfig
     from tinyharden.training.trainer import defense_label
@@ -164,8 +163,12 @@ def test_shipped_sweeps_expand():
         assert recipes, path
         if "data.fold" in sweep.spec.grid:  # a cross-validation: every cell scores its own fold
             assert sorted(r.data.fold for r in recipes) == sorted(sweep.spec.grid["data.fold"]), path
-        else:
-            assert len({c.id for c in sweep.cells}) == len(recipes) > 1, path
+        for cell in sweep.cells:  # every grid value reaches its own cell's recipe
+            for key, value in cell.values.items():
+                node = cell.recipe
+                for part in key.split("."):
+                    node = node[part]
+                assert node == value, (path, cell.id, key)
 
 
 def test_each_dataset_gets_its_own_data_spec():

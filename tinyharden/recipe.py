@@ -169,6 +169,10 @@ class JacobianSpec(_Section):
         default = self.lam if self.lam is not None else 0.01
         return [float(self.scale) * (l.lam if l.lam is not None else default) for l in self.layers]
 
+    def active(self) -> list[tuple[str, float]]:
+        """(layer name, lambda) of the layers the penalty applies to: those whose scaled lambda is above 0."""
+        return [(l.name, lam) for l, lam in zip(self.layers, self.lambdas()) if lam > 0]
+
 
 class AdversarialSpec(_Section):
     method: Literal["fgsm", "pgd"] = "fgsm"

@@ -40,7 +40,7 @@ class StepConfig:
         cfg = cls(num_classes=num_classes, label_smoothing=recipe.train.label_smoothing, lo=lo, hi=hi)
         jr = recipe.robustness.jacobian
         if jr is not None:
-            pairs = [(l.name, lam) for l, lam in zip(jr.layers, jr.lambdas()) if lam > 0]
+            pairs = jr.active()
             cfg.jr_layers = tuple(p[0] for p in pairs)
             cfg.jr_lambdas = tuple(p[1] for p in pairs)
             cfg.jr_projections = jr.projections

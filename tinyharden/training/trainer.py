@@ -366,9 +366,8 @@ def defense_label(recipe: Recipe) -> str:
     parts = []
     jr = recipe.robustness.jacobian
     if jr is not None:
-        active = [l.name for l, lam in zip(jr.layers, jr.lambdas()) if lam > 0]
-        if active:  # scale 0 trains without the penalty: the label must not claim it
-            parts.append("JR(" + ",".join(active) + ")")
+        if jr.active():  # scale 0 trains without the penalty: the label must not claim it
+            parts.append("JR(" + ",".join(name for name, _ in jr.active()) + ")")
     adv = recipe.robustness.adversarial
     if adv is not None:
         parts.append(f"AT-{adv.method}(eps={adv.eps:.4g})")
