@@ -10,11 +10,12 @@ from typer.testing import CliRunner
 from tinyharden._tf import tf
 from tinyharden.cli.app import app
 from tinyharden.data import load_dataset
-from tinyharden.defenses.adversarial import linf_pgd
+from tinyharden.defenses.adversarial import default_noise, default_step_size, linf_pgd
 from tinyharden.defenses.jacobian import input_gradient_norm
 from tinyharden.models import build_model
 from tinyharden.recipe import load_recipe, validate
 from tinyharden.training import run
+from tinyharden.training.steps import StepConfig
 
 runner = CliRunner()
 
@@ -110,6 +111,29 @@ def test_adversarial_examples_stay_in_bounds_and_in_the_ball():
         assert adv.min() >= 0.0 and adv.max() <= 1.0
         assert np.abs(adv - x.numpy()).max() <= eps + 1e-6
         assert np.abs(adv - x.numpy()).max() > eps / 4  # it did move
+
+
+def test_nfgsm_leaves_the_ball_but_not_the_range():
+    # N-FGSM's point is the unprojected step from a 2-eps start: clipping it to eps would
+    # silently turn it back into FGSM-RS
+    model = build_model("cnn", quantization="stq")
+    x = tf.random.uniform([64, 8, 8, 1])
+    y = tf.constant(np.arange(64) % 10, tf.int64)
+    eps = 8 / 255
+    adv = linf_pgd(model, x, y, eps=eps, step_size=default_step_size("nfgsm", eps, 1), steps=1,
+                   noise=default_noise("nfgsm"), project=False, seed=tf.constant([3, 4], tf.int64)).numpy()
+    dist = np.abs(adv - x.numpy())
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    assert eps * 1.5 < dist.max() <= 3 * eps + 1e-6
+
+
+def test_recipe_nfgsm_reaches_the_step_config():
+    r = small_recipe(robustness={"adversarial": {"method": "nfgsm", "eps": "8/255"}})
+    cfg = StepConfig.from_recipe(r, 10, (0.0, 255.0))
+    assert (cfg.adv_steps, cfg.adv_noise, cfg.adv_project, cfg.adv_random_start) == (1, 2.0, False, True)
+    assert cfg.adv_step_size == pytest.approx(8.0) and cfg.adv_eps == pytest.approx(8.0)
+    plain = StepConfig.from_recipe(small_recipe(robustness={"adversarial": {"method": "pgd", "steps": 3}}), 10, (0, 1))
+    assert (plain.adv_noise, plain.adv_project, plain.adv_steps) == (1.0, True, 3)
 
 
 def test_adversarial_training_runs_with_inputs_in_range(tmp_path):

@@ -175,10 +175,11 @@ class JacobianSpec(_Section):
 
 
 class AdversarialSpec(_Section):
-    method: Literal["fgsm", "pgd"] = "fgsm"
+    method: Literal["fgsm", "pgd", "nfgsm"] = "fgsm"
     eps: Number = Field(8 / 255, gt=0, le=1, description="in units of the [0,1] data range")
     steps: int = Field(1, gt=0, le=1000)
-    step_size: Number | None = Field(None, gt=0, le=1, description="default: 1.25*eps for fgsm (fast AT), 2.5*eps/steps for pgd")
+    step_size: Number | None = Field(None, gt=0, le=1, description="default: 1.25*eps for fgsm (fast AT), eps for nfgsm, 2.5*eps/steps for pgd")
+    noise: Number | None = Field(None, ge=0, le=16, description="random-start half-width in multiples of eps; default 2 for nfgsm, else 1")
     ratio: float = Field(1.0, gt=0, le=1, description="share of adversarial examples in each batch")
     random_start: bool = True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tinyharden._tf import tf
-from tinyharden.defenses.adversarial import default_step_size, linf_pgd
+from tinyharden.defenses.adversarial import default_noise, default_step_size, linf_pgd
 from tinyharden.defenses.jacobian import feature_model, frobenius_estimate
 
 
@@ -29,6 +29,8 @@ class StepConfig:
     adv_step_size: float = 0.0
     adv_ratio: float = 1.0
     adv_random_start: bool = True
+    adv_noise: float = 1.0
+    adv_project: bool = True
     lo: float = 0.0
     hi: float = 1.0
     distill_weight: float = 0.0
@@ -52,11 +54,13 @@ class StepConfig:
         if adv is not None:
             scale = hi - lo  # eps is given in [0,1] data units
             cfg.adv_method = adv.method
-            cfg.adv_steps = 1 if adv.method == "fgsm" else adv.steps
+            cfg.adv_steps = adv.steps if adv.method == "pgd" else 1
             cfg.adv_eps = adv.eps * scale
             cfg.adv_step_size = (adv.step_size or default_step_size(adv.method, adv.eps, cfg.adv_steps)) * scale
             cfg.adv_ratio = adv.ratio
-            cfg.adv_random_start = adv.random_start or adv.method == "fgsm"
+            cfg.adv_random_start = adv.random_start or adv.method != "pgd"
+            cfg.adv_noise = float(adv.noise if adv.noise is not None else default_noise(adv.method))
+            cfg.adv_project = adv.method != "nfgsm"
         return cfg
 
 
@@ -92,7 +96,8 @@ def make_train_step(model, optimizer, cfg: StepConfig, teacher=None):
         if cfg.adv_method is not None:
             m = int(round(cfg.adv_ratio * x.shape[0])) if x.shape[0] else tf.shape(x)[0]
             x_adv = linf_pgd(model, x[:m], y[:m], eps=cfg.adv_eps, step_size=cfg.adv_step_size, steps=cfg.adv_steps,
-                             lo=cfg.lo, hi=cfg.hi, random_start=cfg.adv_random_start, training=False, seed=seed)
+                             lo=cfg.lo, hi=cfg.hi, random_start=cfg.adv_random_start, noise=cfg.adv_noise,
+                             project=cfg.adv_project, training=False, seed=seed)
             x = tf.concat([x_adv, x[m:]], axis=0)
         with tf.GradientTape() as tape:
             regs = []
